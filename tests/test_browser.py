@@ -1,0 +1,215 @@
+"""End to end: JupyterLab 4 + headless Chromium run notebooks/04_geometry_explorer.ipynb for real.
+
+What it proves that the Python-driven widget tests cannot: the FigureWidgets (plotly + anywidget)
+render in the browser, the widgets' front-end state syncs back to the kernel, and typing a sentence
+into the SimilarityExplorer adds a heatmap row.
+
+Needs: Debian's chromium (`apt-get install -y chromium chromium-driver`) and `pip install playwright`
+(the Python package only; it drives /usr/bin/chromium, no browser download). Skips otherwise.
+
+Models: two tiny random BERTs by default (fast; the figures are those of a random model). For the
+docs screenshots run with real models:
+    SIMCSE_LAB_BROWSER_MODEL=<dir> SIMCSE_LAB_BROWSER_COMPARE=<dir> SIMCSE_LAB_UPDATE_SCREENSHOTS=1 \
+        pytest -m browser tests/test_browser.py
+Screenshots go to artifacts/browser/ (and docs/screenshots/ with SIMCSE_LAB_UPDATE_SCREENSHOTS=1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import build_tiny_bert
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK = REPO / "notebooks" / "04_geometry_explorer.ipynb"
+CHROMIUM = os.environ.get("SIMCSE_LAB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+APPS = {  # CSS class set by each app -> screenshot name
+    "simcse-sphere-explorer": "sphere_explorer",
+    "simcse-similarity-explorer": "similarity_explorer",
+    "simcse-corpus-map": "corpus_map",
+    "simcse-model-compare": "model_compare",
+}
+NEW_SENTENCE = "A brand new sentence about the ocean."
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def require_browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install -y chromium chromium-driver")
+    try:
+        from playwright.sync_api import sync_playwright  # noqa: F401
+    except ImportError:
+        pytest.skip("the playwright Python package is not installed: pip install playwright (no browser download needed)")
+
+
+def prepare_notebook(root: Path, model: str, compare: str) -> Path:
+    """A copy of the notebook with a papermill-style injected-parameters cell after `parameters`."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    nb.cells.insert(index + 1, nbformat.v4.new_code_cell(
+        f"MODEL = {model!r}\nCOMPARE_WITH = {compare!r}", metadata={"tags": ["injected-parameters"]}))
+    path = root / NOTEBOOK.name
+    nbformat.write(nb, path)
+    return path
+
+
+def lab_settings(directory: Path) -> Path:
+    """User settings: render every cell (no windowing, so all apps are in the DOM) and no news toast."""
+    settings = {
+        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
+    }
+    for name, value in settings.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+    return directory
+
+
+@pytest.fixture
+def jupyter_lab(tmp_path, tiny_model_dir):
+    require_browser()
+    root = tmp_path / "lab"
+    root.mkdir()
+    model = os.environ.get("SIMCSE_LAB_BROWSER_MODEL") or str(tiny_model_dir)
+    compare = os.environ.get("SIMCSE_LAB_BROWSER_COMPARE") or str(build_tiny_bert(tmp_path / "tiny_bert_b", seed=1))
+    notebook = prepare_notebook(root, model, compare)
+    port, token = free_port(), secrets.token_hex(16)
+    env = dict(os.environ, SIMCSE_LAB_SMOKE="1", JUPYTERLAB_SETTINGS_DIR=str(lab_settings(tmp_path / "settings")),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+               TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+    log = open(tmp_path / "jupyterlab.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+         "--LabApp.expose_app_in_browser=True", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),  # CI containers run as root
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"JupyterLab did not start; see {tmp_path / 'jupyterlab.log'}:\n"
+                                       + (tmp_path / "jupyterlab.log").read_text()[-3000:])
+                time.sleep(0.5)
+        yield f"{base}/lab/tree/{notebook.name}?token={token}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+NOTEBOOK_STATE = """() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const cells = panel.content.widgets.filter(c => c.model.type === 'code');
+  const errors = [];
+  for (const c of cells) for (const o of c.model.outputs.toJSON())
+    if (o.output_type === 'error') errors.push(o.ename + ': ' + o.evalue);
+  const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  return {executed: cells.filter(c => c.model.executionCount !== null).length, cells: cells.length,
+          status: kernel ? kernel.status : 'none', errors};
+}"""
+
+HEATMAP_ROWS = """() => {
+  const gd = document.querySelector('.simcse-similarity-explorer .js-plotly-plot');
+  if (!gd || !gd._fullData || !gd._fullData.length) return -1;
+  return gd._fullData[0].z.length;
+}"""
+
+
+def test_explorer_notebook_in_jupyterlab(jupyter_lab):
+    from playwright.sync_api import sync_playwright
+
+    shots = REPO / "artifacts" / "browser"
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
+        console_errors = []
+        page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
+        try:
+            page.goto(jupyter_lab, wait_until="domcontentloaded", timeout=60_000)
+            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                                   " && window.jupyterapp.shell.currentWidget.sessionContext"
+                                   " && window.jupyterapp.shell.currentWidget.sessionContext.isReady", timeout=60_000)
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            deadline, state = time.monotonic() + 90, {}
+            while time.monotonic() < deadline:
+                state = page.evaluate(NOTEBOOK_STATE)
+                if state["errors"] or (state["executed"] == state["cells"] and state["status"] == "idle"):
+                    break
+                page.wait_for_timeout(500)
+            page.screenshot(path=str(shots / "notebook.png"))
+            assert not state["errors"], f"notebook cells raised: {state['errors']}"
+            assert state["executed"] == state["cells"], f"not all cells ran in time: {state}"
+
+            for css in APPS:  # every app rendered, with a drawn plotly figure (the anywidget front end works)
+                page.wait_for_selector(f".{css} .js-plotly-plot .main-svg", timeout=30_000)
+
+            explorer = page.locator(".simcse-similarity-explorer")
+            page.wait_for_function(f"() => ({HEATMAP_ROWS})() > 0", timeout=30_000)
+            rows_before = page.evaluate(HEATMAP_ROWS)
+            textarea = explorer.locator("textarea")
+            textarea.scroll_into_view_if_needed()
+            textarea.click()
+            page.keyboard.press("Control+End")
+            page.keyboard.type("\n" + NEW_SENTENCE)
+            explorer.get_by_role("button", name="Update").click()
+            page.wait_for_function(f"() => ({HEATMAP_ROWS})() === {rows_before + 1}", timeout=30_000)
+            ticks = page.evaluate("() => Array.from(document.querySelectorAll("
+                                  "'.simcse-similarity-explorer .js-plotly-plot .yaxislayer-above .ytick text')).map(t => t.textContent)")
+            assert ticks[-1].startswith(NEW_SENTENCE[:20]), ticks
+
+            # the corpus map: search, pick a match in the dropdown, and the kernel lists its neighbours
+            corpus = page.locator(".simcse-corpus-map")
+            corpus.locator("input[type=text]").fill("dog")
+            corpus.locator("input[type=text]").press("Enter")
+            page.wait_for_function("() => document.querySelectorAll('.simcse-corpus-map select')[1].options.length > 0",
+                                   timeout=30_000)
+            corpus.locator("select").nth(1).select_option(index=0)
+            page.wait_for_function("() => document.querySelector('.simcse-corpus-map').innerText.includes('Nearest neighbours of')",
+                                   timeout=30_000)
+
+            targets = [shots] + ([REPO / "docs" / "screenshots"] if os.environ.get("SIMCSE_LAB_UPDATE_SCREENSHOTS") == "1" else [])
+            for css, name in APPS.items():
+                app = page.locator(f".{css}")
+                # JupyterLab scrolls inside the notebook panel, so make the window taller than the app.
+                page.set_viewport_size({"width": 1400, "height": int(app.bounding_box()["height"]) + 300})
+                app.scroll_into_view_if_needed()
+                page.wait_for_timeout(500)
+                for folder in targets:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    app.screenshot(path=str(folder / f"{name}.png"))
+        finally:
+            page.screenshot(path=str(shots / "last_state.png"))
+            browser.close()
+        assert not [e for e in console_errors if "plotly" in e.lower() or "anywidget" in e.lower()], console_errors

@@ -1,0 +1,55 @@
+"""Loaders reproduce SentEval's pair counts; training files pick the official modes."""
+
+import pytest
+
+from simcse_lab.data import load_sts, load_training_file
+from simcse_lab.errors import SimCSELabError
+
+SENTEVAL_COUNTS = {
+    ("sts12", "test"): 3108, ("sts13", "test"): 1500, ("sts14", "test"): 3750, ("sts15", "test"): 3000,
+    ("sts16", "test"): 1186, ("stsb", "train"): 5749, ("stsb", "dev"): 1500, ("stsb", "test"): 1379,
+    ("sickr", "train"): 4500, ("sickr", "dev"): 500, ("sickr", "test"): 4927,
+}
+
+
+@pytest.mark.parametrize("task,split", list(SENTEVAL_COUNTS))
+def test_pair_counts_match_senteval(data_dir, task, split):
+    pairs = load_sts(task, split, data_dir)
+    assert len(pairs) == SENTEVAL_COUNTS[(task, split)]
+    assert all(0.0 <= score <= 5.0 and s1 and s2 for s1, s2, score in pairs)
+
+
+def test_first_stsb_dev_pair_is_read_from_the_right_columns(data_dir):
+    s1, s2, score = load_sts("stsb", "dev", data_dir)[0]
+    line = (data_dir / "sts/STSBenchmark/sts-dev.csv").read_text().splitlines()[0].split("\t")
+    assert (s1, s2, score) == (" ".join(line[5].split()), " ".join(line[6].split()), float(line[4]))
+
+
+def test_unknown_task_and_split_list_valid_ones(data_dir):
+    with pytest.raises(SimCSELabError, match="valid STS tasks are: sts12, sts13"):
+        load_sts("sts17", data_dir=data_dir)
+    with pytest.raises(SimCSELabError, match="only a test split"):
+        load_sts("sts12", "dev", data_dir)
+
+
+def test_missing_files_name_the_file(tmp_path):
+    with pytest.raises(SimCSELabError, match="sts-test.csv"):
+        load_sts("stsb", "test", tmp_path)
+
+
+def test_training_file_modes(tmp_path):
+    text = tmp_path / "wiki.txt"
+    text.write_text("first sentence\n\n  second one  \n")
+    with pytest.warns(UserWarning, match="skipped 1 empty line"):
+        data = load_training_file(text)
+    assert (data.mode, data.rows) == ("unsup", [("first sentence",), ("second one",)])
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text('sent0,sent1\n"a, b",c\n')
+    assert load_training_file(pairs).rows == [("a, b", "c")]
+    triplets = tmp_path / "nli.csv"
+    triplets.write_text("sent0,sent1,hard_neg\na,b,c\n")
+    assert load_training_file(triplets).mode == "triplets"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,c,d\n1,2,3,4\n")
+    with pytest.raises(SimCSELabError, match=r"sent0,sent1,hard_neg"):
+        load_training_file(bad)

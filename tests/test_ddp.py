@@ -1,0 +1,115 @@
+"""Multi-process training against one process on the concatenated batch (CPU, gloo, 2 ranks).
+
+Each rank embeds its half of the batch through DDP, `DistributedContext.gather` all-gathers the
+embeddings with gradients, and the loss uses the global batch's negatives. The reference is the
+same objective in one process over both halves. Dropout is off so both sides are deterministic;
+losses and DDP-averaged gradients must agree to ~1e-6.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from simcse_lab.data import TrainingData
+from simcse_lab.encoder import SimCSEEncoder
+from simcse_lab.train import DistributedContext, TrainConfig, build_objective, freeze_unused_backbone_pooler
+
+from conftest import WORDS
+
+WORLD = 2
+PER_RANK = 6
+SENTENCES = [" ".join(WORDS[(5 * i + j * 7) % len(WORDS)] for j in range(2 + (3 * i) % 9)) for i in range(PER_RANK * WORLD)]
+CASES = {  # name: (training rows, pooler, gradient_cache_chunk_size)
+    "unsup": ([(s,) for s in SENTENCES], "cls", 0),
+    "triplets": ([(s, SENTENCES[(i + 3) % len(SENTENCES)], SENTENCES[(i + 7) % len(SENTENCES)]) for i, s in enumerate(SENTENCES)], "avg", 0),
+    "unsup_cached": ([(s,) for s in SENTENCES], "cls", 4),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def loss_and_grads(model_dir: str, case: str, dist: DistributedContext, rows: np.ndarray):
+    """One training step's loss and gradients, through the trainer's own objective and DDP wrapper."""
+    data_rows, pooler, chunk_size = CASES[case]
+    data = TrainingData("unsup" if len(data_rows[0]) == 1 else "triplets", data_rows)
+    config = TrainConfig(train_file="unused.txt", pooler_type=pooler, temp=0.05, hard_negative_weight=0.2, dropout=0.0,
+                         gradient_cache_chunk_size=chunk_size, show_progress=False)
+    torch.manual_seed(0)  # the same MLP head initialisation on every rank
+    encoder = SimCSEEncoder.from_pretrained(model_dir, pooler=pooler, device="cpu", dropout=0.0)
+    freeze_unused_backbone_pooler(encoder)
+    encoder.train()
+    objective = build_objective(config, data, encoder)
+    columns = objective.tokenize(encoder.tokenizer, data, 32)
+    model = dist.wrap(encoder)
+    loss = objective.loss(model, columns, rows, data, torch.device("cpu"), dist)
+    if not objective.backward_inside:
+        loss.backward()
+    grads = {name: p.grad.clone() for name, p in encoder.named_parameters() if p.grad is not None}
+    return float(loss.detach()), grads
+
+
+def worker(rank: int, model_dir: str, case: str, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=WORLD)
+    try:
+        dist = DistributedContext(torch.device("cpu"), rank, WORLD)
+        rows = np.arange(rank * PER_RANK, (rank + 1) * PER_RANK)  # the trainer's slice of the global batch
+        loss, grads = loss_and_grads(model_dir, case, dist, rows)
+        torch.save({"loss": loss, "grads": grads}, Path(out) / f"rank{rank}.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_two_ranks_equal_one_process_on_the_concatenated_batch(tiny_model_dir, tmp_path, case):
+    mp.spawn(worker, args=(str(tiny_model_dir), case, free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+    loss, grads = loss_and_grads(str(tiny_model_dir), case, DistributedContext(torch.device("cpu")), np.arange(WORLD * PER_RANK))
+
+    for result in ranks:  # every rank computes the loss of the global batch
+        assert result["loss"] == pytest.approx(loss, abs=1e-6)
+    assert grads.keys() == ranks[0]["grads"].keys() and len(grads) > 10
+    for name, expected in grads.items():
+        for result in ranks:  # DDP leaves the same averaged gradients on every rank
+            torch.testing.assert_close(result["grads"][name], expected, atol=1e-7, rtol=1e-4, msg=f"{case}: {name}")
+    assert loss > 0.5 and max(float(g.abs().max()) for g in grads.values()) > 1e-4  # a real step, not a degenerate one
+
+
+def run_train(args: list[str], command: list[str], cwd: Path) -> list[float]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    subprocess.run([*command, "-m", "simcse_lab", "train", *args], check=True, cwd=cwd, env=env, timeout=300,
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output_dir = Path(args[args.index("--output_dir") + 1])
+    return [record["loss"] for record in json.loads((output_dir / "history.json").read_text())]
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_follow_one_process(tiny_model_dir, tmp_path):
+    """End to end: `torchrun --nproc_per_node 2 -m simcse_lab train` at batch 4 per rank logs the same
+    losses, step by step, as one process at batch 8 (dropout off, the same data order)."""
+    train_file = tmp_path / "sentences.txt"
+    train_file.write_text("\n".join(SENTENCES * 3) + "\n")
+    common = ["--train_file", str(train_file), "--model_name_or_path", str(tiny_model_dir), "--pooler_type", "avg",
+              "--max_steps", "4", "--eval_steps", "0", "--logging_steps", "1", "--dropout", "0.0", "--learning_rate", "1e-3",
+              "--no_progress"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(WORLD)]
+    distributed = run_train([*common, "--per_device_train_batch_size", "4", "--output_dir", str(tmp_path / "ddp")], torchrun, tmp_path)
+    single = run_train([*common, "--per_device_train_batch_size", "8", "--output_dir", str(tmp_path / "one")], [sys.executable], tmp_path)
+    assert len(single) == 4
+    assert distributed == pytest.approx(single, rel=1e-4)
+    assert (tmp_path / "ddp" / "model.safetensors").is_file()

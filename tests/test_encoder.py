@@ -1,0 +1,123 @@
+"""Encoder: poolers against hand computations on a tiny random BERT, dropout views, encode, save/load."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel
+
+from simcse_lab import POOLERS, SimCSEEncoder
+from simcse_lab.augment import dropout_views
+from simcse_lab.errors import SimCSELabError
+
+SENTENCES = ["a man plays the guitar", "the dog runs in the park", "two", "a small red car is on the road with people"]
+
+
+def hand_pool(pooler, hidden_states, mask, mlp=None):
+    """Mean over real tokens written as a python loop over each sentence's tokens."""
+    out = []
+    for b in range(mask.shape[0]):
+        n = int(mask[b].sum())
+        if pooler in ("cls", "cls_before_pooler"):
+            v = hidden_states[-1][b, 0]
+        else:
+            layers = {"avg": [hidden_states[-1]], "avg_top2": [hidden_states[-1], hidden_states[-2]],
+                      "avg_first_last": [hidden_states[1], hidden_states[-1]]}[pooler]
+            v = sum(sum(layer[b, t] for t in range(n)) / n for layer in layers) / len(layers)
+        if pooler == "cls" and mlp is not None:
+            v = torch.tanh(mlp.dense.weight @ v + mlp.dense.bias)
+        out.append(v)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("pooler", POOLERS)
+def test_pooler_matches_hand_computation(tiny_model_dir, pooler):
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler=pooler, device="cpu")
+    raw = AutoModel.from_pretrained(tiny_model_dir).eval()
+    batch = encoder.tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        states = raw(**batch, output_hidden_states=True).hidden_states
+        expected = hand_pool(pooler, states, batch["attention_mask"], encoder.mlp)
+    got = encoder.encode(SENTENCES)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_mlp_only_train_drops_head_at_inference(tiny_model_dir):
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="cls", mlp_only_train=True, device="cpu")
+    before = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="cls_before_pooler", device="cpu")
+    torch.testing.assert_close(encoder.encode(SENTENCES), before.encode(SENTENCES))
+    assert encoder.mlp is not None and encoder.train().uses_mlp and not encoder.eval().uses_mlp
+
+
+def test_unknown_pooler_lists_valid_ones(tiny_model_dir):
+    with pytest.raises(SimCSELabError, match="valid poolers are: cls, cls_before_pooler, avg, avg_top2, avg_first_last"):
+        SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="max")
+
+
+def test_dropout_views_differ_in_train_mode_and_agree_in_eval(tiny_model_dir):
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="avg", device="cpu")
+    torch.manual_seed(0)
+    z1, z2 = dropout_views(encoder.train(), SENTENCES)
+    assert (z1 - z2).abs().max() > 1e-3
+    z1, z2 = dropout_views(encoder.eval(), SENTENCES)
+    torch.testing.assert_close(z1, z2)
+
+
+def test_encode_restores_order_and_matches_single_calls(tiny_model_dir):
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="avg", device="cpu")
+    together = encoder.encode(SENTENCES, batch_size=2)
+    alone = torch.cat([encoder.encode([s]) for s in SENTENCES])
+    torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)
+    assert encoder.encode([]).shape == (0, encoder.hidden_size)
+    normed = encoder.encode(SENTENCES, normalize=True)
+    torch.testing.assert_close(normed.norm(dim=1), torch.ones(len(SENTENCES)))
+
+
+@pytest.mark.parametrize("pooler,mlp_only_train", [("cls", False), ("cls", True), ("avg", False), ("cls_before_pooler", False)])
+def test_save_load_round_trip(tiny_model_dir, tmp_path, pooler, mlp_only_train):
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler=pooler, mlp_only_train=mlp_only_train, device="cpu")
+    with torch.no_grad():  # make the head distinctive so a wrong reload would show
+        if encoder.mlp is not None:
+            encoder.mlp.dense.weight.mul_(3.0)
+    expected = encoder.encode(SENTENCES)
+    encoder.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "simcse_config.json").read_text())["pooler"] == pooler
+    assert not list(tmp_path.glob("*.bin")), "weights must be safetensors only"
+    reloaded = SimCSEEncoder.from_pretrained(tmp_path, device="cpu")
+    torch.testing.assert_close(reloaded.encode(SENTENCES), expected)
+
+    # Plain transformers: the same backbone; for cls + MLP, pooler_output is the embedding (official layout).
+    model = AutoModel.from_pretrained(tmp_path).eval()
+    batch = encoder.tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model(**batch)
+    if pooler == "cls" and not mlp_only_train:
+        torch.testing.assert_close(out.pooler_output, expected, rtol=1e-4, atol=1e-5)
+    elif pooler == "avg":
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        torch.testing.assert_close((out.last_hidden_state * mask).sum(1) / mask.sum(1), expected, rtol=1e-4, atol=1e-5)
+    else:
+        torch.testing.assert_close(out.last_hidden_state[:, 0], expected, rtol=1e-4, atol=1e-5)
+
+    # sentence-transformers: loads the directory with the right pooling (and the Dense MLP when used).
+    st = pytest.importorskip("sentence_transformers")
+    model = st.SentenceTransformer(str(tmp_path), device="cpu")
+    np.testing.assert_allclose(model.encode(SENTENCES), expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_official_simcse_checkpoint_uses_pooler_weights_as_mlp(tiny_model_dir, tmp_path):
+    """An official checkpoint stores the MLP as the BERT pooler; 'unsup' ones use cls_before_pooler."""
+    import shutil
+
+    sup_dir = tmp_path / "sup-simcse-tiny"
+    unsup_dir = tmp_path / "unsup-simcse-tiny"
+    shutil.copytree(tiny_model_dir, sup_dir)
+    shutil.copytree(tiny_model_dir, unsup_dir)
+    sup = SimCSEEncoder.from_pretrained(sup_dir, device="cpu")
+    unsup = SimCSEEncoder.from_pretrained(unsup_dir, device="cpu")
+    assert (sup.pooler, unsup.pooler) == ("cls", "cls_before_pooler")
+    model = AutoModel.from_pretrained(sup_dir).eval()
+    batch = sup.tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(sup.encode(SENTENCES), model(**batch).pooler_output, rtol=1e-4, atol=1e-5)

@@ -1,0 +1,81 @@
+"""A short unsupervised run improves the loss and uniformity; supervised and the CLI work end to end."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from simcse_lab import SimCSEEncoder
+from simcse_lab.geometry import uniformity
+from simcse_lab.train import TrainConfig, train
+
+WIKI = "wiki/wiki1m_head.txt"
+
+
+@pytest.fixture
+def wiki_file(data_dir, tmp_path):
+    lines = (data_dir / WIKI).read_text(encoding="utf8").splitlines()[:400]
+    path = tmp_path / "wiki.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_unsup_run_lowers_loss_and_improves_uniformity(tiny_model_dir, wiki_file, data_dir, tmp_path):
+    probe = (data_dir / WIKI).read_text(encoding="utf8").splitlines()[1000:1200]
+    before = uniformity(SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="avg").encode(probe))
+    config = TrainConfig(model_name_or_path=str(tiny_model_dir), train_file=str(wiki_file), output_dir=str(tmp_path / "out"),
+                         pooler_type="avg", max_steps=40, per_device_train_batch_size=16, learning_rate=1e-3,
+                         eval_steps=20, eval_max_pairs=100, logging_steps=5, data_dir=str(data_dir), show_progress=False)
+    result = train(config)
+    losses = [r["loss"] for r in result.history if "loss" in r]
+    assert sum(losses[-3:]) / 3 < sum(losses[:2]) / 2
+    after = uniformity(SimCSEEncoder.from_pretrained(result.output_dir).encode(probe))
+    assert after < before - 0.1, (before, after)
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["best_step"] in (20, 40) and metrics["steps"] == 40
+    assert {"stsb_dev", "alignment", "uniformity", "avg_cosine"} <= set(result.history[-1])
+
+
+def test_supervised_triplets_with_cls_mlp_only_train(tiny_model_dir, data_dir, tmp_path):
+    rows = (data_dir / "nli/snli_devtest_triplets.csv").read_text(encoding="utf8").splitlines()[:101]
+    path = tmp_path / "nli.csv"
+    path.write_text("\n".join(rows) + "\n")
+    config = TrainConfig(model_name_or_path=str(tiny_model_dir), train_file=str(path), output_dir=str(tmp_path / "sup"),
+                         pooler_type="cls", mlp_only_train=True, max_steps=6, per_device_train_batch_size=16,
+                         hard_negative_weight=0.0, eval_steps=0, show_progress=False)
+    result = train(config)
+    assert result.best_score is None and result.steps == 6
+    encoder = SimCSEEncoder.from_pretrained(result.output_dir)
+    assert (encoder.pooler, encoder.mlp_only_train) == ("cls", True)
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "simcse_lab", *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_cli_train_evaluate_diagnose(tiny_model_dir, wiki_file, data_dir, tmp_path):
+    out = tmp_path / "cli"
+    done = run_cli("train", "--model_name_or_path", str(tiny_model_dir), "--train_file", str(wiki_file), "--output_dir", str(out),
+                   "--max_steps", "8", "--per_device_train_batch_size", "16", "--pooler_type", "avg", "--eval_steps", "4",
+                   "--eval_max_pairs", "60", "--data_dir", str(data_dir), "--do_train", "--evaluation_strategy", "steps",
+                   "--no_progress")
+    assert done.returncode == 0, done.stderr
+    assert "best STS-B dev" in done.stdout
+    done = run_cli("evaluate", "--model_name_or_path", str(out), "--mode", "dev", "--data_dir", str(data_dir))
+    assert done.returncode == 0, done.stderr
+    assert "STSBenchmark" in done.stdout and "SICKRelatedness" in done.stdout
+    saved = json.loads((out / "eval_results_dev.json").read_text())
+    assert set(saved["results"]) == {"stsb", "sickr", "avg"}
+    done = run_cli("diagnose", "--model_name_or_path", str(out), "--data_dir", str(data_dir), "--output_dir", str(tmp_path / "diag"))
+    assert done.returncode == 0, done.stderr
+    assert "average cosine" in done.stdout
+    report = json.loads((tmp_path / "diag" / "report.json").read_text())
+    assert 0 < report["spectrum"][-1] <= report["spectrum"][0] == 1.0
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    done = run_cli("train", "--train_file", str(tmp_path / "missing.txt"), "--output_dir", str(tmp_path / "o"))
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("error:") and "Traceback" not in done.stderr
+    assert "does not exist" in done.stderr
