@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain = commands.add_parser("pretrain", help="MLM pre-training of a small BERT (the embedded default's recipe)")
     add_pretrain_arguments(pretrain)
 
+    prepare = commands.add_parser("prepare-data", help="write the offline unsupervised training file (wiki subset + WordNet)")
+    prepare.add_argument("--output", default="outputs/data/wiki_wordnet.txt")
+    prepare.add_argument("--data_dir")
+
     tour = commands.add_parser("tour", help="diagnose the default encoder, train briefly, evaluate, print the table")
     tour.add_argument("--output_dir", default="outputs/tour")
     tour.add_argument("--max_steps", type=int, default=200)
@@ -196,6 +200,15 @@ def run_pretrain(args, argv) -> int:
     return 0
 
 
+def run_prepare_data(args, argv) -> int:
+    from .data import write_unsup_training_file  # noqa: PLC0415
+
+    path = write_unsup_training_file(args.output, args.data_dir)
+    count = sum(1 for _ in open(path, encoding="utf8"))
+    print(f"wrote {count} sentences to {path}")
+    return 0
+
+
 def run_tour(args, argv) -> int:
     from .tour import tour  # noqa: PLC0415
 
@@ -212,7 +225,7 @@ def run_course(args, argv) -> int:
 
 
 COMMANDS = {"train": run_train, "evaluate": run_evaluate, "diagnose": run_diagnose, "pretrain": run_pretrain,
-            "tour": run_tour, "course": run_course}
+            "prepare-data": run_prepare_data, "tour": run_tour, "course": run_course}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -255,3 +255,29 @@ def download_simcse_training_file(name: str = "wiki1m_for_simcse.txt", cache_dir
         raise SimCSELabError(f"could not download {name} from the hub dataset {SIMCSE_HUB_REPO} ({type(exc).__name__}); "
                              "offline, use the local subsets in the data directory (wiki/wiki1m_head.txt, "
                              "nli/snli_devtest_triplets.csv) or copy the file over by hand") from exc
+
+
+UNSUP_SOURCES = ("wiki/wiki1m_head.txt", "wordnet/wordnet_examples.txt")
+
+
+def write_unsup_training_file(output_path: str | os.PathLike, data_dir=None) -> Path:
+    """The offline unsupervised training file: the wiki1m subset plus WordNet example sentences.
+
+    One sentence per line, deduplicated, the wiki subset's cut-off last line dropped. Neither source
+    overlaps the STS evaluation sets. Online, use wiki1m_for_simcse.txt (download_simcse_training_file).
+    """
+    root = resolve_data_dir(data_dir)
+    if root is None:
+        raise SimCSELabError(f"no local data directory: set {DATA_ENV_VAR} or pass data_dir; online, use "
+                             "download_simcse_training_file('wiki1m_for_simcse.txt') instead")
+    sentences: dict[str, None] = {}
+    for relative in UNSUP_SOURCES:
+        path = require_file(root / relative, "unsupervised training data")
+        lines = [" ".join(line.split()) for line in path.read_text(encoding="utf8", errors="replace").splitlines()]
+        if relative.startswith("wiki/"):
+            lines = lines[:-1]  # the subset's last line is cut off mid-sentence
+        sentences.update((line, None) for line in lines if line)
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    output_path.write_text("\n".join(sentences) + "\n", encoding="utf8")
+    return output_path
