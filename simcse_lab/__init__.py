@@ -2,7 +2,8 @@
 
 from .paths import DEFAULT_MODEL
 from .encoder import POOLERS, SimCSEEncoder
+from .search import SimCSE
 from . import losses, geometry
 
-__all__ = ["DEFAULT_MODEL", "POOLERS", "SimCSEEncoder", "losses", "geometry"]
+__all__ = ["DEFAULT_MODEL", "POOLERS", "SimCSE", "SimCSEEncoder", "losses", "geometry"]
 __version__ = "0.1.0"
