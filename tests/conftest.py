@@ -30,7 +30,8 @@ def build_tiny_bert(directory: Path, seed: int = 0, layers: int = 2, hidden: int
     directory.mkdir(parents=True, exist_ok=True)
     vocab_file = directory / "vocab.txt"
     vocab_file.write_text("\n".join(tiny_vocab()) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    # from a folder holding vocab.txt: the constructor's argument name differs between transformers 4 and 5
+    tokenizer = BertTokenizerFast.from_pretrained(str(directory), do_lower_case=True, model_max_length=64)
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=len(tiny_vocab()), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
                         intermediate_size=2 * hidden, max_position_embeddings=64)
