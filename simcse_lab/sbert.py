@@ -41,7 +41,7 @@ from .errors import SimCSELabError
 
 __all__ = [
     "NLI_LABELS", "LABEL_TO_ID", "ID_TO_LABEL", "DEFAULT_POOLER", "NLIPair",
-    "SBERTHead", "sbert_features", "sbert_classification_loss", "load_nli_pairs",
+    "SBERTHead", "sbert_features", "sbert_classification_loss", "load_nli_pairs", "write_nli_csv",
 ]
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")  # index = label id (HF snli / GLUE MNLI order)
@@ -180,9 +180,10 @@ def read_senteval_nli(folder: Path, split: str | Sequence[str] | None) -> list[N
     pairs: list[NLIPair] = []
     for name in splits:
         files = [folder / f"{prefix}.{name}" for prefix in ("s1", "s2", "labels")]
-        for file in files:
-            if not file.is_file():
-                raise SimCSELabError(f"SentEval NLI file {file} is missing (split {name!r}; splits present: {', '.join(present) or 'none'})")
+        missing = [file.name for file in files if not file.is_file()]
+        if missing:
+            raise SimCSELabError(f"SentEval NLI file(s) {', '.join(missing)} missing in {folder} "
+                                 f"(split {name!r}; splits present: {', '.join(present) or 'none'})")
         columns = [file.read_text(encoding="utf8", errors="replace").splitlines() for file in files]
         lengths = [len(c) for c in columns]
         if len(set(lengths)) != 1:
@@ -211,3 +212,14 @@ def finish(pairs: list[NLIPair], name: str, skipped: int, no_gold: int) -> list[
     if not pairs:
         raise SimCSELabError(f"{name} holds no labelled NLI pairs")
     return pairs
+
+
+def write_nli_csv(pairs: Sequence[NLIPair], path: str | os.PathLike) -> Path:
+    """Write NLI pairs as the CSV `sent0,sent1,label` (label names) that SBERT training reads."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows((s1, s2, ID_TO_LABEL[int(label)]) for s1, s2, label in pairs)
+    return path

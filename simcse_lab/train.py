@@ -63,7 +63,7 @@ class TrainConfig:
     train_file: str = ""  # .txt = unsupervised; .csv with sent0,sent1[,hard_neg] = supervised; sent0,sent1,label = SBERT
     output_dir: str = "outputs/simcse"  # checkpoints go in output_dir/checkpoint-<step>/, the best model in output_dir
     objective: str = "auto"  # auto (from the file) | simcse | sbert
-    pooler_type: str = "cls"  # cls | cls_before_pooler | avg | avg_top2 | avg_first_last (official default: cls)
+    pooler_type: str | None = None  # cls | cls_before_pooler | avg | avg_top2 | avg_first_last; None = cls (SimCSE, official) or avg (SBERT)
     mlp_only_train: bool = False  # use the MLP head in training only (paper: unsupervised setting)
     temp: float = 0.05  # InfoNCE temperature (sentence-transformers scale = 1/temp)
     hard_negative_weight: float = 0.0  # log(alpha) added to each sentence's own hard-negative logit
@@ -112,7 +112,8 @@ class TrainConfig:
         if self.gradient_cache_chunk_size and self.do_mlm:
             raise SimCSELabError("gradient_cache_chunk_size does not combine with do_mlm; turn one of them off")
         # checked here, not when the model loads, so a typo fails before output_dir is created
-        check_pooler(self.pooler_type)
+        if self.pooler_type is not None:
+            check_pooler(self.pooler_type)
         if self.augmentation not in AUGMENTATIONS:
             raise unknown_choice("augmentation", self.augmentation, AUGMENTATIONS)
 
@@ -253,7 +254,8 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
     seed_everything(config.seed)
 
     source = resume_path or config.model_name_or_path
-    encoder = SimCSEEncoder.from_pretrained(source, pooler=config.pooler_type, mlp_only_train=config.mlp_only_train,
+    pooler = config.pooler_type or ("avg" if objective_name(config, data) == "sbert" else "cls")
+    encoder = SimCSEEncoder.from_pretrained(source, pooler=pooler, mlp_only_train=config.mlp_only_train,
                                             device=device, dropout=config.dropout)
     freeze_unused_backbone_pooler(encoder)
     objective = build_objective(config, data, encoder)
@@ -363,7 +365,7 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
     finally:
         progress.close()
 
-    result = finish(encoder, output_dir, config, state, started, dist)
+    result = finish(encoder, objective, output_dir, config, state, started, dist)
     notify(callbacks, "on_train_end", state)
     dist.close()
     return result
@@ -442,10 +444,15 @@ class SBERTObjective(nn.Module):
         return sbert_classification_loss(u, v, self.labels[torch.from_numpy(rows)].to(device), self.head)
 
 
+def objective_name(config: TrainConfig, data: TrainingData) -> str:
+    """simcse or sbert: the config's choice, or in auto mode what the training file holds."""
+    if config.objective == "auto":
+        return "sbert" if data.mode == "sbert" else "simcse"
+    return config.objective
+
+
 def build_objective(config: TrainConfig, data: TrainingData, encoder: SimCSEEncoder) -> nn.Module:
-    objective = config.objective
-    if objective == "auto":
-        objective = "sbert" if data.mode == "sbert" else "simcse"
+    objective = objective_name(config, data)
     if objective == "sbert":
         if data.mode != "sbert":
             raise SimCSELabError(f"the SBERT objective needs a CSV with columns sent0,sent1,label; {config.train_file} is a {data.mode} file")
@@ -629,8 +636,10 @@ def restore_checkpoint(path: Path, state: TrainState, optimizer, scheduler, scal
     ckpt.restore_rng_state(tensors["rng"], plain["rng"])
 
 
-def finish(encoder, output_dir: Path, config: TrainConfig, state: TrainState, started: float, dist) -> TrainResult:
-    """Put the best model (or the final one) in output_dir with metrics.json and history.json."""
+def finish(encoder, objective, output_dir: Path, config: TrainConfig, state: TrainState, started: float, dist) -> TrainResult:
+    """Put the best model (or the final one) in output_dir with metrics.json and history.json.
+
+    The SBERT head (final weights) is saved too, in output_dir/sbert_head/, for NLI classification."""
     metrics_path = output_dir / "metrics.json"
     if dist.is_main:
         best_dir = output_dir / "best_model"
@@ -643,6 +652,8 @@ def finish(encoder, output_dir: Path, config: TrainConfig, state: TrainState, st
             shutil.rmtree(best_dir)
         else:
             encoder.save_pretrained(output_dir, training=training_summary(config, state), max_seq_length=config.max_seq_length)
+        if isinstance(objective, SBERTObjective):
+            objective.head.save(output_dir)
         metrics = {**training_summary(config, state), "skipped_nonfinite": state.skipped_nonfinite,
                    "train_seconds": round(time.time() - started, 1), "final": state.history[-1] if state.history else {}}
         ckpt.atomic_write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")

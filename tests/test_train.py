@@ -79,3 +79,18 @@ def test_cli_errors_are_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error:") and "Traceback" not in done.stderr
     assert "does not exist" in done.stderr
+
+
+def test_sbert_objective_defaults_to_avg_pooling_and_saves_its_head(tiny_model_dir, tmp_path):
+    from simcse_lab.sbert import SBERTHead
+
+    path = tmp_path / "nli_pairs.csv"
+    rows = ["sent0,sent1,label"] + [f"a man plays {i},a man plays music,entailment" if i % 2 else f"a dog runs {i},a cat sleeps,contradiction"
+                                    for i in range(40)]
+    path.write_text("\n".join(rows) + "\n")
+    config = TrainConfig(model_name_or_path=str(tiny_model_dir), train_file=str(path), output_dir=str(tmp_path / "sbert"),
+                         max_steps=4, per_device_train_batch_size=8, eval_steps=0, show_progress=False)
+    result = train(config)
+    assert SimCSEEncoder.from_pretrained(result.output_dir).pooler == "avg"
+    head = SBERTHead.load(result.output_dir)
+    assert tuple(head.linear.weight.shape) == (3, 3 * 32)  # (u, v, |u-v|) of the tiny BERT's 32 dims -> 3 labels
