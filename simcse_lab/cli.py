@@ -156,7 +156,8 @@ def read_recipe(path: Path) -> dict:
                              'it should hold one object, for example {"learning_rate": 3e-5}') from None
     if not isinstance(recipe, dict):
         raise SimCSELabError(f"--config {path} must hold one JSON object of TrainConfig settings, not a {type(recipe).__name__}")
-    return recipe
+    # "${SIMCSE_LAB_DATA}/nli/..." in a recipe points at the local data copy
+    return {key: os.path.expandvars(value) if isinstance(value, str) else value for key, value in recipe.items()}
 
 
 def run_evaluate(args, argv) -> int:

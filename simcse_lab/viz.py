@@ -33,7 +33,7 @@ from .errors import SimCSELabError, unknown_choice
 __all__ = [
     "MAX_POINTS", "MAX_HEATMAP_ROWS", "PROJECTIONS", "project", "subsample", "shorten", "message_figure",
     "sphere_figure", "map_figure", "similarity_heatmap", "spectrum_figure", "gold_bin_figure",
-    "alignment_uniformity_figure", "training_curves", "cosine_histogram",
+    "alignment_uniformity_figure", "training_curves", "cosine_histogram", "ablation_figure",
 ]
 
 MAX_POINTS = 3000  # scatter points drawn before subsampling kicks in
@@ -335,9 +335,13 @@ def spectrum_figure(spectra: Mapping[str, object], log_y: bool = True, center: b
                                  hovertemplate="index %{x}: %{y:.3g}<extra>%{fullData.name}</extra>"))
     base_layout(fig, title or "Singular value spectrum (normalised)", height=380,
                 xaxis_title="index (largest first)", yaxis_title="singular value / largest",
-                legend=dict(yanchor="top", y=0.98, xanchor="right", x=0.98))
+                legend=dict(yanchor="bottom", y=0.02, xanchor="left", x=0.02, bgcolor="rgba(255,255,255,0.8)"))
     if log_y:
-        fig.update_yaxes(type="log", exponentformat="power")
+        shown = np.concatenate([np.asarray(t.y, dtype=np.float64) for t in fig.data])
+        shown = shown[np.isfinite(shown) & (shown > 0)]
+        decades = np.log10(shown.max() / shown.min()) if shown.size else 0.0
+        # a label per power of ten once the curve spans one; plotly's default adds a label to each minor tick
+        fig.update_yaxes(type="log", exponentformat="power", **({"dtick": 1} if decades >= 1 else {}))
     return fig
 
 
@@ -510,4 +514,25 @@ def cosine_histogram(cosines_by_model: Mapping[str, object], num_pairs: int = 50
     base_layout(fig, title or "Cosine similarity of random sentence pairs", height=380, barmode="overlay",
                 xaxis_title="cosine", yaxis_title="density", legend=dict(yanchor="top", y=0.98, x=0.01))
     fig.update_xaxes(range=[-1, 1])
+    return fig
+
+
+def ablation_figure(results: Mapping[str, Mapping[str, float]], title: str | None = None,
+                    yaxis_title: str = "STS-B dev (Spearman × 100)") -> go.Figure:
+    """Grouped bars: one group per setting, one colour per source, e.g.
+    {"paper, BERT-base": {"p=0.1": 82.5, ...}, "ours": {"p=0.1": 61.0, ...}}. A setting a source
+    lacks is left empty (no bar), never drawn as 0.
+    """
+    if not results:
+        raise SimCSELabError("ablation_figure needs at least one source: {name: {setting: score}}")
+    settings = list(dict.fromkeys(k for scores in results.values() for k in scores))
+    fig = go.Figure()
+    for k, (name, scores) in enumerate(results.items()):
+        values = [scores.get(s) for s in settings]
+        fig.add_trace(go.Bar(x=settings, y=[np.nan if v is None else v for v in values], name=str(name),
+                             marker_color=QUALITATIVE[k % len(QUALITATIVE)],
+                             text=["" if v is None else f"{v:.1f}" for v in values], textposition="outside",
+                             hovertemplate="%{x}: %{y:.2f}<extra>%{fullData.name}</extra>"))
+    base_layout(fig, title or "Ablation", height=400, barmode="group", yaxis_title=yaxis_title,
+                legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0.0))
     return fig

@@ -501,24 +501,20 @@ def example_sentences(groups: bool = False) -> list[str]:
 
 
 def stsb_dev_sentences(data_dir=None, limit: int | None = None) -> list[str] | None:
-    """Unique sentences of STS-B dev (both sides, file order), or None if the data folder lacks it.
+    """Unique sentences of STS-B dev (both sides, file order), or None if no local data folder has it.
 
-    The data folder is the argument, else $SIMCSE_LAB_DATA (see simcse_lab.paths). STS-B dev is an
-    evaluation split: fine for looking at, never for training.
+    The data folder is the argument, else $SIMCSE_LAB_DATA; nothing is downloaded (the caller falls
+    back to `example_sentences`). STS-B dev is an evaluation split: fine for looking at, never for training.
     """
+    from .data import read_stsb  # noqa: PLC0415
     from .paths import resolve_data_dir  # noqa: PLC0415
 
     root = resolve_data_dir(data_dir)
     path = root / "sts" / "STSBenchmark" / "sts-dev.csv" if root else None
     if path is None or not path.is_file():
         return None
-    sentences: dict[str, None] = {}
-    for row in path.read_text(encoding="utf-8").splitlines():
-        fields = row.split("\t")
-        if len(fields) >= 7:
-            sentences.update({fields[5].strip(): None, fields[6].strip(): None})
-    out = [s for s in sentences if s]
-    return out[:limit] if limit else out
+    sentences = dict.fromkeys(s for s1, s2, _ in read_stsb(path) for s in (s1, s2) if s)
+    return list(sentences)[:limit] if limit else list(sentences)
 
 
 def comparison_model(fallback: str) -> str:

@@ -93,7 +93,7 @@ def jupyter_lab(tmp_path, tiny_model_dir):
     root = tmp_path / "lab"
     root.mkdir()
     model = os.environ.get("SIMCSE_LAB_BROWSER_MODEL") or str(tiny_model_dir)
-    compare = os.environ.get("SIMCSE_LAB_BROWSER_COMPARE") or str(build_tiny_bert(tmp_path / "tiny_bert_b", seed=1))
+    compare = os.environ.get("SIMCSE_LAB_BROWSER_COMPARE") or str(build_tiny_bert(tmp_path / "random-init" / "tiny-bert", seed=1))
     notebook = prepare_notebook(root, model, compare)
     port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, SIMCSE_LAB_SMOKE="1", JUPYTERLAB_SETTINGS_DIR=str(lab_settings(tmp_path / "settings")),
@@ -139,6 +139,11 @@ NOTEBOOK_STATE = """() => {
           status: kernel ? kernel.status : 'none', errors};
 }"""
 
+FIGURES_DRAWN = """(css) => {
+  const plots = Array.from(document.querySelectorAll('.' + css + ' .js-plotly-plot'));
+  return plots.length > 0 && plots.every(gd => gd._fullData && gd._fullData.length > 0 && gd.querySelector('.main-svg'));
+}"""
+
 HEATMAP_ROWS = """() => {
   const gd = document.querySelector('.simcse-similarity-explorer .js-plotly-plot');
   if (!gd || !gd._fullData || !gd._fullData.length) return -1;
@@ -172,8 +177,8 @@ def test_explorer_notebook_in_jupyterlab(jupyter_lab):
             assert not state["errors"], f"notebook cells raised: {state['errors']}"
             assert state["executed"] == state["cells"], f"not all cells ran in time: {state}"
 
-            for css in APPS:  # every app rendered, with a drawn plotly figure (the anywidget front end works)
-                page.wait_for_selector(f".{css} .js-plotly-plot .main-svg", timeout=30_000)
+            for css in APPS:  # every app's figures were drawn with their data (the anywidget front end works)
+                page.wait_for_function(f"({FIGURES_DRAWN})('{css}')", timeout=60_000)
 
             explorer = page.locator(".simcse-similarity-explorer")
             page.wait_for_function(f"() => ({HEATMAP_ROWS})() > 0", timeout=30_000)
@@ -205,7 +210,8 @@ def test_explorer_notebook_in_jupyterlab(jupyter_lab):
                 # JupyterLab scrolls inside the notebook panel, so make the window taller than the app.
                 page.set_viewport_size({"width": 1400, "height": int(app.bounding_box()["height"]) + 300})
                 app.scroll_into_view_if_needed()
-                page.wait_for_timeout(500)
+                page.wait_for_function(f"({FIGURES_DRAWN})('{css}')", timeout=60_000)
+                page.wait_for_timeout(1000)  # WebGL (sphere, map) paints a frame after plotly reports done
                 for folder in targets:
                     folder.mkdir(parents=True, exist_ok=True)
                     app.screenshot(path=str(folder / f"{name}.png"))
