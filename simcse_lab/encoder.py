@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 import pickle
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -143,22 +145,34 @@ class SimCSEEncoder(nn.Module):
             self.to(device)
         if not sentences:
             return torch.empty(0, self.output_dim)
-        order = sorted(range(len(sentences)), key=lambda i: -len(sentences[i]))
-        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        num_batches = -(-len(sentences) // batch_size)
         if show_progress is None:
-            show_progress = len(batches) > 10
+            show_progress = num_batches > 10
+        # Tokenise a slab of sentences in one call (the fast tokenizer parallelises it), sort it by token
+        # length (least padding), then run its batches; pinned, non-blocking copies let a GPU run ahead.
+        slab = batch_size * max(1, 16384 // batch_size)
+        pin = device.type == "cuda"
         was_training = self.training
         self.eval()
-        chunks = []
+        chunks, order = [], []
         try:
-            with torch.inference_mode(), autocast_for(device):
-                for batch in tqdm(batches, desc="encode", disable=not show_progress, leave=False):
-                    inputs = self.tokenize([sentences[i] for i in batch], max_length).to(device)
-                    chunks.append(self(**inputs).float())
+            with torch.inference_mode(), autocast_for(device), tqdm(total=num_batches, desc="encode", disable=not show_progress, leave=False) as bar:
+                for start in range(0, len(sentences), slab):
+                    ids, lengths = pad_token_ids(self.tokenizer, sentences[start : start + slab], min(max_length, self.max_tokens))  # (S, T), (S,)
+                    by_length = np.argsort(-lengths, kind="stable")
+                    order.append(by_length + start)
+                    for rows in np.split(by_length, range(batch_size, len(by_length), batch_size)):
+                        width = int(lengths[rows[0]])
+                        input_ids = torch.from_numpy(ids[rows, :width])  # (B, T)
+                        mask = torch.from_numpy((np.arange(width)[None, :] < lengths[rows, None]).astype(np.int64))  # (B, T)
+                        if pin:
+                            input_ids, mask = input_ids.pin_memory(), mask.pin_memory()
+                        chunks.append(self(input_ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)).float())
+                        bar.update(1)
         finally:
             self.train(was_training)
         embeddings = torch.empty(len(sentences), chunks[0].shape[1], device=device)
-        embeddings[torch.tensor(order, device=device)] = torch.cat(chunks)
+        embeddings[torch.from_numpy(np.concatenate(order)).to(device)] = torch.cat(chunks)
         embeddings = embeddings.cpu()
         if self.postprocess is not None:
             embeddings = torch.as_tensor(self.postprocess(embeddings), dtype=torch.float32)
@@ -199,7 +213,7 @@ class SimCSEEncoder(nn.Module):
         official = saved is None and "simcse" in name.lower()
         st_pooler = sentence_transformers_pooler(local) if is_local and saved is None else None
 
-        with hub_errors(name):
+        with hub_errors(name), quiet_transformers():
             config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
             if dropout is not None:
                 set_dropout(config, dropout)
@@ -242,7 +256,8 @@ class SimCSEEncoder(nn.Module):
             with torch.no_grad():  # official layout: the MLP lives in the BERT pooler
                 pooler_module.dense.weight.copy_(self.mlp.dense.weight)
                 pooler_module.dense.bias.copy_(self.mlp.dense.bias)
-        self.backbone.save_pretrained(out, safe_serialization=True)
+        with quiet_transformers():
+            self.backbone.save_pretrained(out, safe_serialization=True)
         self.tokenizer.save_pretrained(out)
         if self.mlp is not None:
             save_mlp(self.mlp, out / DENSE_DIR)
@@ -269,7 +284,7 @@ class SimCSEEncoder(nn.Module):
 def validate_sentences(sentences) -> list[str]:
     """A list of str, or a clear error naming the first bad item."""
     if isinstance(sentences, str):
-        return [sentences]
+        sentences = [sentences]
     if sentences is None or not hasattr(sentences, "__iter__"):
         raise SimCSELabTypeError(f"encode expects a list of strings, got {type(sentences).__name__}")
     sentences = list(sentences)
@@ -278,7 +293,22 @@ def validate_sentences(sentences) -> list[str]:
             raise SimCSELabTypeError(
                 f"encode expects a list of strings, but item {i} is {type(s).__name__} ({s!r:.60}); convert it with str() or drop it"
             )
+        try:  # the tokenizer's own error for a lone surrogate ("TextEncodeInput must be ...") names neither item nor fix
+            s.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SimCSELabError(f"item {i} ({s!r:.60}) is not valid Unicode (it holds a lone surrogate); "
+                                 "clean it with s.encode('utf-8', 'replace').decode('utf-8')") from None
     return sentences
+
+
+def pad_token_ids(tokenizer, sentences: Sequence[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids of sentences (with special tokens, truncated) as a padded (N, T) int64 matrix, and lengths (N,)."""
+    encoded = tokenizer(list(sentences), truncation=True, max_length=max_length)["input_ids"]
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    ids = np.full((len(encoded), int(lengths.max())), tokenizer.pad_token_id or 0, dtype=np.int64)
+    for row, tokens in enumerate(encoded):
+        ids[row, : len(tokens)] = tokens
+    return ids, lengths
 
 
 def autocast_for(device: torch.device):
@@ -294,6 +324,23 @@ def set_dropout(config, p: float) -> None:
     for attribute in DROPOUT_ATTRIBUTES:
         if hasattr(config, attribute):
             setattr(config, attribute, p)
+
+
+@contextmanager
+def quiet_transformers():
+    """Hide transformers' per-load progress bars and load reports (an MLM checkpoint loaded as an
+    encoder always "misses" the pooler and has "unexpected" LM-head weights: expected, not news)."""
+    from transformers.utils import logging as hf_logging  # noqa: PLC0415
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 class hub_errors:

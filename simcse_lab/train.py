@@ -139,6 +139,7 @@ class TrainState:
     best_score: float = -math.inf
     best_step: int = -1
     skipped_nonfinite: int = 0
+    unlogged_loss: tuple[float, int] = (0.0, 0)  # loss sum and count since the last log, saved so a resumed log is exact
     history: list[dict] = field(default_factory=list)
 
 
@@ -270,8 +271,10 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
 
     # dict keyed by id: a head tied to the input embeddings must not put them in the optimiser twice
     parameters = list({id(p): p for p in [*encoder.parameters(), *objective.parameters()] if p.requires_grad}.values())
+    # fused AdamW (one kernel, CUDA; CPU from torch 2.4), the HF Trainer's default too: 5x faster than the loop on CPU
+    fused = device.type == "cuda" or (device.type == "cpu" and tuple(map(int, torch.__version__.split(".")[:2])) >= (2, 4))
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay, eps=1e-8,
-                                  **({"fused": True} if device.type == "cuda" else {}))
+                                  **({"fused": True} if fused else {}))
     warmup = int(config.warmup_ratio * max_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: linear_schedule(s, warmup, max_steps))
     scaler = torch.amp.GradScaler("cuda", enabled=config.fp16 and device.type == "cuda")
@@ -291,8 +294,8 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
 
     notify(callbacks, "on_train_begin", state)
     progress = tqdm(total=max_steps, initial=state.step, desc="train", disable=not (config.show_progress and dist.is_main))
-    loss_sum = torch.zeros((), device=device)
-    loss_count, nonfinite_seen = 0, torch.zeros((), dtype=torch.bool, device=device)
+    loss_sum = torch.tensor(float(state.unlogged_loss[0]), device=device)
+    loss_count, nonfinite_seen = int(state.unlogged_loss[1]), torch.zeros((), dtype=torch.bool, device=device)
     encoder.train()
     try:
         while state.step < max_steps:
@@ -347,6 +350,7 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
                 if save_steps > 0 and state.step % save_steps == 0 and state.step < max_steps and dist.is_main:
                     if bool(nonfinite_seen):
                         raise NonFiniteLoss(state.step)
+                    state.unlogged_loss = (float(loss_sum), loss_count)
                     path = save_checkpoint(output_dir, encoder, optimizer, scheduler, scaler, objective, state, config)
                     notify(callbacks, "on_save", state, path)
                 dist.barrier_if_saving(save_steps, state.step)
@@ -404,10 +408,11 @@ class SimCSEObjective(nn.Module):
             ids, mask = augmented_batch(model, columns[0], rows, data, self.config)
         else:
             ids, mask = collate(columns, rows, 8 if self.config.torch_compile else 1)
-        ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
-        if self.backward_inside:
-            chunks = split_batch(ids, mask, self.config.gradient_cache_chunk_size, 8 if self.config.torch_compile else 1)
+        if self.backward_inside:  # chunks are cut on the host: no device sync
+            chunks = [(i.to(device, non_blocking=True), m.to(device, non_blocking=True))
+                      for i, m in split_batch(ids, mask, self.config.gradient_cache_chunk_size, 8 if self.config.torch_compile else 1)]
             return cached_backward(model, chunks, lambda z: self.contrastive_loss(z, len(columns), dist), self.scale_loss)
+        ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
         loss = self.contrastive_loss(model(ids, mask), len(columns), dist)
         if self.mlm_head is not None:
             loss = loss + self.config.mlm_weight * self.mlm_head(model, ids[: len(rows)], mask[: len(rows)])
@@ -587,10 +592,14 @@ def notify(callbacks, event: str, state: TrainState, *args) -> None:
 def prepare_output_dir(config: TrainConfig, output_dir: Path) -> Path | None:
     """Refuse to clobber results; find the checkpoint to resume from."""
     if output_dir.exists() and not output_dir.is_dir():
-        raise SimCSELabError(f"output_dir {output_dir} exists and is a file")
+        raise SimCSELabError(f"output_dir {output_dir} exists and is a file; choose another --output_dir")
     ckpt.remove_stale_temporaries(output_dir) if output_dir.is_dir() else None
     resume = ckpt.resolve_resume(config.resume_from_checkpoint, output_dir)
     if resume is None and output_dir.is_dir() and any(output_dir.iterdir()):
+        if not config.overwrite_output_dir and config.resume_from_checkpoint == "auto":
+            raise SimCSELabError(f"--resume_from_checkpoint auto found no complete checkpoint-<step> in {output_dir} (the run "
+                                 "stopped before its first save) and the directory is not empty; pass --overwrite_output_dir "
+                                 "to start again there, or choose another --output_dir")
         if not config.overwrite_output_dir:
             raise SimCSELabError(f"output_dir {output_dir} already exists and is not empty; pass --overwrite_output_dir to "
                                  "train into it anyway, --resume_from_checkpoint auto to continue, or choose another --output_dir")
@@ -619,6 +628,7 @@ def save_checkpoint(output_dir, encoder, optimizer, scheduler, scaler, objective
                    "objective": objective.state_dict(), "rng": rng_tensors}
         plain = {"step": state.step, "epoch": state.epoch, "batch_in_epoch": state.batch_in_epoch, "best_score": state.best_score,
                  "best_step": state.best_step, "skipped_nonfinite": state.skipped_nonfinite, "history": state.history,
+                 "unlogged_loss": list(state.unlogged_loss),
                  "rng": rng_plain, "config": training_summary(config, state)["recipe"]}
         ckpt.save_training_state(temporary, tensors, plain)
     ckpt.rotate_checkpoints(output_dir, config.save_total_limit)
@@ -633,6 +643,7 @@ def restore_checkpoint(path: Path, state: TrainState, optimizer, scheduler, scal
     objective.load_state_dict(tensors["objective"])
     for name in ("step", "epoch", "batch_in_epoch", "best_score", "best_step", "skipped_nonfinite", "history"):
         setattr(state, name, plain[name])
+    state.unlogged_loss = tuple(plain.get("unlogged_loss", (0.0, 0)))
     ckpt.restore_rng_state(tensors["rng"], plain["rng"])
 
 
