@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 
 DATA_ENV_VAR = "SIMCSE_LAB_DATA"
@@ -15,7 +14,7 @@ def _default_model_path() -> str:
     """The checked-out repo's data/models/bert-mini-mlm, or the copy shipped inside the wheel."""
     if (_REPO_DEFAULT_MODEL / "config.json").exists():
         return str(_REPO_DEFAULT_MODEL)
-    return str(resources.files("simcse_lab") / "default_model")
+    return str(Path(__file__).resolve().parent / "default_model")  # the wheel maps data/models/bert-mini-mlm here
 
 
 #: Path of the small BERT that simcse_lab pre-trains with MLM and ships (4 layers, hidden 256).
