@@ -98,7 +98,6 @@ def run_train(args: list[str], command: list[str], cwd: Path) -> list[float]:
     return [record["loss"] for record in json.loads((output_dir / "history.json").read_text())]
 
 
-@pytest.mark.slow
 def test_torchrun_two_ranks_follow_one_process(tiny_model_dir, tmp_path):
     """End to end: `torchrun --nproc_per_node 2 -m simcse_lab train` at batch 4 per rank logs the same
     losses, step by step, as one process at batch 8 (dropout off, the same data order)."""
