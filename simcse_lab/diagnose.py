@@ -15,13 +15,13 @@ from .data import load_sts
 from .geometry import alignment, average_cosine, singular_spectrum, uniformity
 
 
-def encoder_report(encode, data_dir=None) -> dict:
-    """The diagnostics of one encode function (list[str] -> (N, D))."""
+def encoder_report(encode, data_dir=None, max_pairs: int | None = None) -> dict:
+    """The diagnostics of one encode function (list[str] -> (N, D)); max_pairs: first N pairs only (smoke runs)."""
     from scipy.stats import spearmanr  # noqa: PLC0415
 
-    test_sentences = list(dict.fromkeys(s for p in load_sts("stsb", "test", data_dir) for s in p[:2]))
+    test_sentences = list(dict.fromkeys(s for p in load_sts("stsb", "test", data_dir)[:max_pairs] for s in p[:2]))
     test_embeddings = encode(test_sentences)
-    dev = load_sts("stsb", "dev", data_dir)
+    dev = load_sts("stsb", "dev", data_dir)[:max_pairs]
     left, right = encode([p[0] for p in dev]), encode([p[1] for p in dev])
     gold = np.array([p[2] for p in dev])
     import torch  # noqa: PLC0415

@@ -44,8 +44,11 @@ def evaluate_sts(
     tasks: Sequence[str] = ALL7,
     split: str = "test",
     data_dir=None,
+    max_pairs: int | None = None,
 ) -> dict[str, float]:
     """Spearman x100 per task plus "avg". split applies to stsb and sickr ("dev" or "test").
+
+    max_pairs: score only the first N pairs of each task (smoke runs; None = all, the real protocol).
 
     STS12-16 have only test data; with split="dev" they are skipped (SimCSE's dev mode reports
     STS-B dev and SICK-R dev only).
@@ -56,7 +59,7 @@ def evaluate_sts(
         task_split = split if task in ("stsb", "sickr") else "test"
         if split != "test" and task_split == "test":
             continue
-        per_task_pairs[task] = load_sts(task, task_split, data_dir)
+        per_task_pairs[task] = load_sts(task, task_split, data_dir)[:max_pairs]
     # One encode call over every distinct sentence of every task: fewer, fuller batches.
     embeddings = encode_unique(encode, [s for pairs in per_task_pairs.values() for p in pairs for s in p[:2]])
     results = {}

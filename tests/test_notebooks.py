@@ -1,0 +1,86 @@
+"""The notebook course: committed notebooks are clean and in sync with their py:percent sources, and
+every notebook runs top to bottom in smoke mode (SIMCSE_LAB_SMOKE=1) through `run_course`.
+
+Regenerate the committed .ipynb files from the .py sources (outputs stripped) with
+`python -c "from simcse_lab.course import write_clean_notebooks; write_clean_notebooks()"`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from simcse_lab.course import NOTEBOOK_DIR, NOTEBOOKS, run_course
+from simcse_lab.paths import DEFAULT_MODEL
+
+SMOKE_BUDGET_S = 300  # per notebook on a 2-core machine; smoke mode should be far below it
+
+
+def load(name: str) -> dict:
+    return json.loads((NOTEBOOK_DIR / name).read_text(encoding="utf8"))
+
+
+def code_cells(notebook: dict) -> list[dict]:
+    return [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+
+
+def source(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_notebook_has_no_outputs(name):
+    for cell in code_cells(load(name)):
+        assert cell.get("outputs") == [], f"{name}: a code cell has saved outputs; commit notebooks stripped"
+        assert cell.get("execution_count") is None, f"{name}: a code cell has an execution count; commit notebooks stripped"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_first_code_cell_is_the_parameters_cell(name):
+    first = code_cells(load(name))[0]
+    assert "parameters" in first.get("metadata", {}).get("tags", []), f"{name}: the first code cell must be tagged 'parameters'"
+    text = source(first)
+    assert 'os.environ.get("SIMCSE_LAB_SMOKE") == "1"' in text, f"{name}: the parameters cell must read SIMCSE_LAB_SMOKE"
+    assert "MODEL" in text, f"{name}: the parameters cell must set MODEL"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_ipynb_matches_its_py_percent_source(name):
+    jupytext = pytest.importorskip("jupytext")
+    paired = NOTEBOOK_DIR / name.replace(".ipynb", ".py")
+    if not paired.is_file():
+        pytest.skip(f"{paired.name} is not there")
+    from_py = [(c.cell_type, c.source) for c in jupytext.read(paired).cells]
+    from_ipynb = [(c["cell_type"], source(c)) for c in load(name)["cells"]]
+    assert from_py == from_ipynb, f"{name} and {paired.name} differ; regenerate the .ipynb (see this module's docstring)"
+
+
+@pytest.fixture(scope="module")
+def course_dir(tmp_path_factory):
+    if not os.environ.get("SIMCSE_LAB_DATA") or not Path(os.environ["SIMCSE_LAB_DATA"]).is_dir():
+        pytest.skip("set SIMCSE_LAB_DATA to the data directory (for example ../shared/data) to run the notebooks")
+    if not (Path(DEFAULT_MODEL) / "config.json").is_file() and not os.environ.get("SIMCSE_LAB_MODEL"):
+        pytest.skip(f"the default encoder is not built ({DEFAULT_MODEL}); the notebooks need it")
+    return tmp_path_factory.mktemp("course")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NOTEBOOKS)  # in course order: 03 and 04 reuse 02's model when it is there
+def test_notebook_runs_in_smoke_mode(name, course_dir):
+    started = time.perf_counter()
+    result = run_course(course_dir, mode="smoke", only=[name], figures="png")
+    seconds = time.perf_counter() - started
+    (run,) = result.runs
+    assert run.error is None
+    executed = json.loads(run.executed.read_text(encoding="utf8"))
+    errors = [o for c in code_cells(executed) for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, f"{name}: error outputs {errors[:1]}"
+    assert all(c.get("execution_count") for c in code_cells(executed)), f"{name}: not every code cell ran"
+    assert run.html is not None and run.html.stat().st_size > 0
+    assert all(path.is_file() for path in run.figures)
+    print(f"{name}: {seconds:.0f}s in smoke mode")
+    assert seconds < SMOKE_BUDGET_S * 2, f"{name} took {seconds:.0f}s in smoke mode (budget {SMOKE_BUDGET_S}s); keep smoke sizes tiny"
