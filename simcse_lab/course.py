@@ -91,6 +91,8 @@ def course_environment(mode: str, output_dir: Path) -> dict[str, str]:
     elif mode == "quick":
         env["SIMCSE_LAB_QUICK"] = "1"
     env["SIMCSE_LAB_OUTPUT"] = str(output_dir / "outputs")
+    if env.get("SIMCSE_LAB_DATA"):  # the kernel runs in output_dir: a relative data path must not move with it
+        env["SIMCSE_LAB_DATA"] = str(Path(env["SIMCSE_LAB_DATA"]).expanduser().resolve())
     # mimetype: JupyterLab renders the figure; notebook: an HTML copy (plotly.js inlined once) for the HTML export.
     env.setdefault("PLOTLY_RENDERER", "plotly_mimetype+notebook")
     env.setdefault("TQDM_DISABLE", "1")  # progress bars would fill the saved outputs

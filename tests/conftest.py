@@ -10,6 +10,8 @@ import pytest
 import torch
 
 DATA_DIR = os.environ.get("SIMCSE_LAB_DATA")
+if DATA_DIR:  # absolute, so subprocesses and kernels started in other folders find it too
+    DATA_DIR = os.environ["SIMCSE_LAB_DATA"] = str(Path(DATA_DIR).expanduser().resolve())
 
 WORDS = (
     "a an the man woman child dog cat plays playing guitar piano sings is are was on in with and "
