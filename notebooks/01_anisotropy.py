@@ -202,7 +202,7 @@ viz.cosine_histogram({name: model.encode(stsb_test_sentences) for name, model in
 
 # %%
 viz.alignment_uniformity_figure({name: (r["alignment"], r["uniformity"]) for name, r in reports.items()},
-                                color_by={name: r["stsb_dev_spearman"] for name, r in reports.items()},
+                                color_by={name: r["stsb_dev_spearman"] for name, r in reports.items()}, color_title="STS-B dev",
                                 title="Alignment vs uniformity (colour: STS-B dev Spearman)")
 
 # %% [markdown]

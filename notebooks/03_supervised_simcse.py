@@ -286,7 +286,7 @@ print(f"saved {OUTPUTS / 'sts_comparison.json'} and {OUTPUTS / 'sts_comparison.m
 # %%
 reports = {name: encoder_report(model.encode, max_pairs=STS_PAIRS) for name, model in models.items()}
 viz.alignment_uniformity_figure({name: (r["alignment"], r["uniformity"]) for name, r in reports.items()},
-                                color_by={name: ours[name]["avg"] for name in reports},
+                                color_by={name: ours[name]["avg"] for name in reports}, color_title="STS avg",
                                 title=f"Alignment vs uniformity, colour = STS avg ({model_name}, {MODE} mode)")
 
 # %% [markdown]

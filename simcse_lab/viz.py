@@ -376,11 +376,13 @@ def gold_bin_figure(cosines, gold, edges: Sequence[float] = (0, 1, 2, 3, 4, 5.00
 
 
 def alignment_uniformity_figure(points, color_by: str | Mapping[str, float] | None = None,
-                                trajectories: Mapping[str, Sequence] | None = None, title: str | None = None) -> go.Figure:
+                                trajectories: Mapping[str, Sequence] | None = None, title: str | None = None,
+                                color_title: str | None = None) -> go.Figure:
     """Models in the alignment/uniformity plane (SimCSE, Figures 2 and 3); lower-left is better.
 
     points: {name: (alignment, uniformity)} or a list of records {"name", "alignment", "uniformity", ...}.
-    color_by: a record key (e.g. "stsb") or {name: value} for a colour scale, as in Figure 3.
+    color_by: a record key (e.g. "stsb") or {name: value} for a colour scale, as in Figure 3;
+    color_title names that scale (default: the key, or "value").
     trajectories: {name: [(alignment, uniformity), ...] or [history records]} drawn as lines with an
     arrow at the last point, as in Figure 2 (one point per evaluation step).
     x is l_uniform, y is l_align, as in the paper.
@@ -406,12 +408,12 @@ def alignment_uniformity_figure(points, color_by: str | Mapping[str, float] | No
             if any(v is None for v in values):
                 missing = [n for n, v in zip(names, values) if v is None]
                 raise SimCSELabError(f"color_by has no value for {missing}; give every point one")
-            label = color_by if isinstance(color_by, str) else "value"
+            label = color_title or (color_by if isinstance(color_by, str) else "value")
             marker.update(color=values, colorscale="Viridis", showscale=True, colorbar=dict(title=dict(text=label), thickness=12))
         else:
             marker.update(color="#444")
         fig.add_trace(go.Scatter(x=[r["uniformity"] for r in records], y=[r["alignment"] for r in records],
-                                 mode="markers+text", text=names, textposition="top center", name="models",
+                                 mode="markers+text", text=names, textposition=label_positions(records), name="models",
                                  marker=marker, showlegend=False,
                                  hovertemplate="%{text}<br>uniformity %{x:.3f}<br>alignment %{y:.3f}<extra></extra>"))
     if not fig.data:
@@ -419,6 +421,15 @@ def alignment_uniformity_figure(points, color_by: str | Mapping[str, float] | No
     base_layout(fig, title or "Alignment vs uniformity (lower is better for both)", height=460,
                 xaxis_title="l_uniform", yaxis_title="l_align")
     return fig
+
+
+def label_positions(records: list[dict]) -> list[str]:
+    """Text above or below each point, alternating along uniformity, so neighbours' labels do not overlap."""
+    order = sorted(range(len(records)), key=lambda i: (records[i]["uniformity"], records[i]["alignment"]))
+    positions = [""] * len(records)
+    for rank, i in enumerate(order):
+        positions[i] = "top center" if rank % 2 == 0 else "bottom center"
+    return positions
 
 
 def point_records(points) -> list[dict]:
