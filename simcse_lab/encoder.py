@@ -210,7 +210,9 @@ class SimCSEEncoder(nn.Module):
             raise SimCSELabError(f"model path {name!r} is not a directory holding a saved model; pass a model directory or a Hugging Face hub id")
         source = str(local) if is_local else name
         saved = read_json(local / SIMCSE_CONFIG) if is_local else None
-        official = saved is None and "simcse" in name.lower()
+        # the repository / directory name, not the whole path: ".../simcse_lab/data/models/x" is not official
+        model_name = name.rstrip("/").split("/")[-1].lower()
+        official = saved is None and "simcse" in model_name
         st_pooler = sentence_transformers_pooler(local) if is_local and saved is None else None
 
         with hub_errors(name), quiet_transformers():
@@ -224,7 +226,7 @@ class SimCSEEncoder(nn.Module):
         if saved is not None:
             default_pooler, default_mlp_only = saved["pooler"], saved.get("mlp_only_train", False)
         elif official:
-            default_pooler, default_mlp_only = ("cls_before_pooler" if "unsup" in name.lower() else "cls"), False
+            default_pooler, default_mlp_only = ("cls_before_pooler" if "unsup" in model_name else "cls"), False
         elif st_pooler is not None:
             default_pooler, default_mlp_only = st_pooler, False
         else:

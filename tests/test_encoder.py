@@ -121,3 +121,11 @@ def test_official_simcse_checkpoint_uses_pooler_weights_as_mlp(tiny_model_dir, t
     batch = sup.tokenizer(SENTENCES, padding=True, return_tensors="pt")
     with torch.no_grad():
         torch.testing.assert_close(sup.encode(SENTENCES), model(**batch).pooler_output, rtol=1e-4, atol=1e-5)
+
+
+def test_a_plain_model_under_a_folder_named_simcse_is_not_official(tiny_model_dir, tmp_path):
+    import shutil
+
+    target = tmp_path / "my_simcse_lab_checkout" / "models" / "plain-bert"
+    shutil.copytree(tiny_model_dir, target)
+    assert SimCSEEncoder.from_pretrained(target, device="cpu").pooler == "avg"
