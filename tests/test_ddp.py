@@ -63,7 +63,7 @@ def loss_and_grads(model_dir: str, case: str, dist: DistributedContext, rows: np
 
 
 def worker(rank: int, model_dir: str, case: str, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), TOKENIZERS_PARALLELISM="false")
     torch.set_num_threads(1)
     torch.distributed.init_process_group("gloo", rank=rank, world_size=WORLD)
     try:
@@ -71,6 +71,7 @@ def worker(rank: int, model_dir: str, case: str, port: int, out: str) -> None:
         rows = np.arange(rank * PER_RANK, (rank + 1) * PER_RANK)  # the trainer's slice of the global batch
         loss, grads = loss_and_grads(model_dir, case, dist, rows)
         torch.save({"loss": loss, "grads": grads}, Path(out) / f"rank{rank}.pt")
+        torch.distributed.barrier()  # neither rank tears gloo down while the other still talks to it
     finally:
         torch.distributed.destroy_process_group()
 
