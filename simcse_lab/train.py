@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import random
 import shutil
 import time
@@ -37,19 +36,19 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from .data import TrainingData, load_sts, load_training_file
-from .encoder import SimCSEEncoder, pick_device
+from .augment import AUGMENTATIONS
+from .batches import TokenizedColumn, collate, epoch_order  # noqa: F401  (re-exported: simcse_lab.train.collate)
+from .data import load_sts, load_training_file
+from .dev_evaluation import DevEvaluator
+from .distributed import DistributedContext
+from .encoder import SimCSEEncoder
 from .errors import SimCSELabError, unknown_choice
-from .geometry import alignment, average_cosine, uniformity
-from .gradcache import cached_backward, split_batch
-from .losses import sup_simcse_loss, unsup_simcse_loss
+from .objectives import SBERTObjective, SimCSEObjective, build_objective, objective_name  # noqa: F401
 from .paths import DEFAULT_MODEL
 from .pooling import check_pooler
-from .augment import AUGMENTATIONS
 
 OBJECTIVES = ("auto", "simcse", "sbert")
 ON_NONFINITE = ("stop", "skip")
@@ -152,93 +151,6 @@ class TrainResult:
     history: list[dict]
     metrics_path: str
     seconds: float
-
-
-# ---------------------------------------------------------------------- data
-@dataclass
-class TokenizedColumn:
-    """Sentences tokenised once: a padded (N, max_len) int32 matrix and the true lengths."""
-
-    ids: np.ndarray
-    lengths: np.ndarray
-
-    @classmethod
-    def from_sentences(cls, tokenizer, sentences: Sequence[str], max_length: int, chunk: int = 10_000) -> "TokenizedColumn":
-        pad = tokenizer.pad_token_id or 0
-        ids = np.full((len(sentences), max_length), pad, dtype=np.int32)
-        lengths = np.zeros(len(sentences), dtype=np.int32)
-        for start in range(0, len(sentences), chunk):
-            encoded = tokenizer(list(sentences[start : start + chunk]), truncation=True, max_length=max_length)["input_ids"]
-            for row, tokens in enumerate(encoded, start=start):
-                ids[row, : len(tokens)] = tokens
-                lengths[row] = len(tokens)
-        return cls(ids, lengths)
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-
-def collate(columns: Sequence[TokenizedColumn], rows: np.ndarray, multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack the same rows of k columns into one (k*B, T) batch cut at its longest sentence.
-
-    multiple > 1 rounds the width up to a multiple (at most the padded matrix's width), so that a
-    compiled model with static shapes sees only a few widths.
-    """
-    width = max(int(column.lengths[rows].max()) for column in columns)
-    width = min(-(-width // multiple) * multiple, min(column.ids.shape[1] for column in columns))
-    ids = np.concatenate([column.ids[rows, :width] for column in columns])  # (k*B, T)
-    lengths = np.concatenate([column.lengths[rows] for column in columns])  # (k*B,)
-    mask = np.arange(width)[None, :] < lengths[:, None]
-    return torch.from_numpy(ids.astype(np.int64)), torch.from_numpy(mask.astype(np.int64))
-
-
-def epoch_order(num_rows: int, seed: int, epoch: int) -> np.ndarray:
-    """The data order of one epoch: a permutation that depends only on (seed, epoch)."""
-    return np.random.default_rng([seed, epoch]).permutation(num_rows)
-
-
-# ---------------------------------------------------------------------- evaluation
-class DevEvaluator:
-    """STS-B dev Spearman plus alignment (gold >= 4 pairs), uniformity and average cosine."""
-
-    def __init__(self, encoder: SimCSEEncoder, config: TrainConfig):
-        pairs = load_sts("stsb", "dev", config.data_dir)
-        if config.eval_max_pairs:
-            pairs = pairs[: config.eval_max_pairs]
-        self.sentences = list(dict.fromkeys(s for p in pairs for s in p[:2]))
-        index = {s: i for i, s in enumerate(self.sentences)}
-        self.left = np.array([index[p[0]] for p in pairs])
-        self.right = np.array([index[p[1]] for p in pairs])
-        self.gold = np.array([p[2] for p in pairs])
-        order = np.argsort([-len(s) for s in self.sentences], kind="stable")
-        self.order = order
-        self.column = TokenizedColumn.from_sentences(encoder.tokenizer, [self.sentences[i] for i in order],
-                                                     min(config.max_seq_length, encoder.max_tokens))
-
-    @torch.no_grad()
-    def __call__(self, encoder: SimCSEEncoder, autocast, batch_size: int = 256) -> dict[str, float]:
-        from scipy.stats import spearmanr  # noqa: PLC0415
-
-        was_training = encoder.training
-        encoder.eval()
-        chunks = []
-        device = encoder.device
-        with autocast():
-            for start in range(0, len(self.column), batch_size):
-                ids, mask = collate([self.column], np.arange(start, min(start + batch_size, len(self.column))))
-                chunks.append(encoder(ids.to(device), mask.to(device)).float().cpu())
-        encoder.train(was_training)
-        embeddings = torch.empty(len(self.sentences), chunks[0].shape[1])
-        embeddings[torch.from_numpy(self.order)] = torch.cat(chunks)
-        normed = torch.nn.functional.normalize(embeddings.double(), dim=-1)
-        cosines = (normed[self.left] * normed[self.right]).sum(-1).numpy()
-        positive = self.gold >= 4.0
-        return {
-            "stsb_dev": float(spearmanr(cosines, self.gold).correlation * 100),
-            "alignment": alignment(embeddings[self.left[positive]], embeddings[self.right[positive]]),
-            "uniformity": uniformity(embeddings),
-            "avg_cosine": average_cosine(embeddings),
-        }
 
 
 # ---------------------------------------------------------------------- the trainer
@@ -379,166 +291,6 @@ class NonFiniteLoss(Exception):
     def __init__(self, step: int):
         super().__init__(step)
         self.step = step
-
-
-# ---------------------------------------------------------------------- objectives
-class SimCSEObjective(nn.Module):
-    """Unsupervised (k=2 copies of one column), pairs (k=2) or triplets (k=3) InfoNCE."""
-
-    def __init__(self, config: TrainConfig, mode: str, mlm_head: nn.Module | None = None):
-        super().__init__()
-        self.config, self.mode = config, mode
-        self.mlm_head = mlm_head
-        self.scale_loss = None  # the trainer sets GradScaler.scale: the cached loss runs its own backward
-
-    @property
-    def backward_inside(self) -> bool:
-        """True when `loss` has already run the backward (the cached loss); the trainer must not."""
-        return self.config.gradient_cache_chunk_size > 0
-
-    def tokenize(self, tokenizer, data: TrainingData, max_length: int) -> list[TokenizedColumn]:
-        width = len(data.rows[0])
-        columns = [TokenizedColumn.from_sentences(tokenizer, [row[i] for row in data.rows], max_length) for i in range(width)]
-        if self.mode == "unsup":
-            return [columns[0], columns[0]]  # the same sentence twice: two dropout masks in one pass
-        return columns
-
-    def loss(self, model, columns, rows, data, device, dist) -> torch.Tensor:
-        if self.mode == "unsup" and self.config.augmentation != "none":
-            ids, mask = augmented_batch(model, columns[0], rows, data, self.config)
-        else:
-            ids, mask = collate(columns, rows, 8 if self.config.torch_compile else 1)
-        if self.backward_inside:  # chunks are cut on the host: no device sync
-            chunks = [(i.to(device, non_blocking=True), m.to(device, non_blocking=True))
-                      for i, m in split_batch(ids, mask, self.config.gradient_cache_chunk_size, 8 if self.config.torch_compile else 1)]
-            return cached_backward(model, chunks, lambda z: self.contrastive_loss(z, len(columns), dist), self.scale_loss)
-        ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
-        loss = self.contrastive_loss(model(ids, mask), len(columns), dist)
-        if self.mlm_head is not None:
-            loss = loss + self.config.mlm_weight * self.mlm_head(model, ids[: len(rows)], mask[: len(rows)])
-        return loss
-
-    def contrastive_loss(self, z: torch.Tensor, k: int, dist) -> torch.Tensor:
-        """z: (k*B, D), the k views stacked -> InfoNCE over the global batch."""
-        views = [dist.gather(v) for v in z.chunk(k)]  # each (world*B, D)
-        if len(views) == 2:
-            return unsup_simcse_loss(views[0], views[1], self.config.temp)
-        return sup_simcse_loss(views[0], views[1], views[2], self.config.temp, self.config.hard_negative_weight)
-
-
-class SBERTObjective(nn.Module):
-    """SBERT's classification objective: softmax over (u, v, |u - v|) with NLI labels."""
-
-    def __init__(self, config: TrainConfig, hidden_size: int):
-        super().__init__()
-        from .sbert import SBERTHead  # noqa: PLC0415
-
-        self.config = config
-        self.head = SBERTHead(hidden_size)
-
-    def tokenize(self, tokenizer, data: TrainingData, max_length: int) -> list[TokenizedColumn]:
-        self.labels = torch.tensor([row[2] for row in data.rows], dtype=torch.long)
-        return [TokenizedColumn.from_sentences(tokenizer, [row[i] for row in data.rows], max_length) for i in (0, 1)]
-
-    def loss(self, model, columns, rows, data, device, dist) -> torch.Tensor:
-        from .sbert import sbert_classification_loss  # noqa: PLC0415
-
-        ids, mask = collate(columns, rows)
-        z = model(ids.to(device), mask.to(device))
-        u, v = z.chunk(2)
-        return sbert_classification_loss(u, v, self.labels[torch.from_numpy(rows)].to(device), self.head)
-
-
-def objective_name(config: TrainConfig, data: TrainingData) -> str:
-    """simcse or sbert: the config's choice, or in auto mode what the training file holds."""
-    if config.objective == "auto":
-        return "sbert" if data.mode == "sbert" else "simcse"
-    return config.objective
-
-
-def build_objective(config: TrainConfig, data: TrainingData, encoder: SimCSEEncoder) -> nn.Module:
-    objective = objective_name(config, data)
-    if objective == "sbert":
-        if data.mode != "sbert":
-            raise SimCSELabError(f"the SBERT objective needs a CSV with columns sent0,sent1,label; {config.train_file} is a {data.mode} file")
-        return SBERTObjective(config, encoder.hidden_size).to(encoder.device)
-    if data.mode == "sbert":
-        raise SimCSELabError("a sent0,sent1,label file trains SBERT; pass --objective sbert (or auto), not simcse")
-    if config.augmentation != "none" and data.mode != "unsup":
-        raise SimCSELabError("text augmentations apply to unsupervised training (a .txt file) only")
-    mlm_head = None
-    if config.do_mlm:
-        from .mlm import AuxiliaryMLM  # noqa: PLC0415
-
-        mlm_head = AuxiliaryMLM(encoder)
-    return SimCSEObjective(config, data.mode, mlm_head).to(encoder.device)
-
-
-def augmented_batch(model, column: TokenizedColumn, rows, data: TrainingData, config: TrainConfig):
-    """Unsup with a text augmentation (paper Table 1): view 1 = the sentence, view 2 = its augmented copy."""
-    from .augment import augment  # noqa: PLC0415
-
-    encoder = model.module if hasattr(model, "module") else model
-    originals = [data.rows[i][0] for i in rows]
-    rng = random.Random(config.seed * 1_000_003 + int(rows[0]))
-    views = originals + [augment(s, config.augmentation, config.augmentation_ratio, rng) for s in originals]
-    encoded = encoder.tokenizer(views, padding=True, truncation=True, max_length=config.max_seq_length, return_tensors="pt")
-    return encoded["input_ids"], encoded["attention_mask"]
-
-
-# ---------------------------------------------------------------------- distributed
-class DistributedContext:
-    """Single process, or DDP under torchrun (WORLD_SIZE > 1).
-
-    Under DDP the embeddings of every rank are all-gathered *with* gradients
-    (torch.distributed.nn.functional.all_gather), so each rank's loss uses the global batch's
-    negatives and the averaged gradients equal those of one process on the concatenated batch.
-    """
-
-    def __init__(self, device: torch.device, rank: int = 0, world_size: int = 1):
-        self.device, self.rank, self.world_size = device, rank, world_size
-
-    @classmethod
-    def from_environment(cls, device_name: str) -> "DistributedContext":
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        if world_size <= 1:
-            return cls(pick_device(device_name))
-        import torch.distributed as torch_dist  # noqa: PLC0415
-
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if torch.cuda.is_available() and device_name in ("auto", "cuda"):
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
-            backend = "nccl"
-        else:
-            device, backend = torch.device("cpu"), "gloo"
-        if not torch_dist.is_initialized():
-            torch_dist.init_process_group(backend)
-        return cls(device, torch_dist.get_rank(), world_size)
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def wrap(self, encoder: nn.Module) -> nn.Module:
-        if self.world_size <= 1:
-            return encoder
-        return nn.parallel.DistributedDataParallel(encoder, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-
-    def gather(self, z: torch.Tensor) -> torch.Tensor:
-        if self.world_size <= 1:
-            return z
-        from torch.distributed.nn.functional import all_gather  # noqa: PLC0415
-
-        return torch.cat(all_gather(z.contiguous()))
-
-    def barrier_if_saving(self, save_steps: int, step: int) -> None:
-        if self.world_size > 1 and save_steps > 0 and step % save_steps == 0:
-            torch.distributed.barrier()
-
-    def close(self) -> None:
-        if self.world_size > 1 and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
 
 
 # ---------------------------------------------------------------------- pieces

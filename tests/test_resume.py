@@ -38,19 +38,20 @@ KILL_WRAPPER = textwrap.dedent('''
     from pathlib import Path
 
     import simcse_lab.checkpoint as ckpt
+    import simcse_lab.objectives as objectives
     import simcse_lab.train as train
 
     kind, _, arg = os.environ["KILL_POINT"].partition(":")
     die = lambda: os.kill(os.getpid(), signal.SIGKILL)
 
     if kind == "loss":  # mid-step: inside the arg-th loss computation of this process, before backward
-        calls, original_loss = [0], train.unsup_simcse_loss
+        calls, original_loss = [0], objectives.unsup_simcse_loss
         def loss(*args, **kwargs):
             calls[0] += 1
             if calls[0] == int(arg):
                 die()
             return original_loss(*args, **kwargs)
-        train.unsup_simcse_loss = loss
+        objectives.unsup_simcse_loss = loss
     elif kind == "state_pt":  # checkpoint-arg half written: model + trainer_state.pt, no trainer_state.json
         original_state = ckpt.save_training_state
         def save_training_state(directory, tensors, plain):
@@ -332,16 +333,16 @@ def sentences_file(tmp_path, one_thread) -> Path:
 
 def inject(monkeypatch, calls: set[int], make) -> list[int]:
     """Replace the unsupervised loss so that its k-th call (k in calls) returns/raises make(loss, k)."""
-    import simcse_lab.train as train_module
+    import simcse_lab.objectives as objectives
 
-    original, counter = train_module.unsup_simcse_loss, [0]
+    original, counter = objectives.unsup_simcse_loss, [0]
 
     def loss(*args, **kwargs):
         counter[0] += 1
         value = original(*args, **kwargs)
         return make(value, counter[0]) if counter[0] in calls else value
 
-    monkeypatch.setattr(train_module, "unsup_simcse_loss", loss)
+    monkeypatch.setattr(objectives, "unsup_simcse_loss", loss)
     return counter
 
 

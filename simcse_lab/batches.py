@@ -1,0 +1,51 @@
+"""Pre-tokenised training data: each column tokenised once into a padded matrix; batches are slices of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+
+@dataclass
+class TokenizedColumn:
+    """Sentences tokenised once: a padded (N, max_len) int32 matrix and the true lengths."""
+
+    ids: np.ndarray
+    lengths: np.ndarray
+
+    @classmethod
+    def from_sentences(cls, tokenizer, sentences: Sequence[str], max_length: int, chunk: int = 10_000) -> "TokenizedColumn":
+        pad = tokenizer.pad_token_id or 0
+        ids = np.full((len(sentences), max_length), pad, dtype=np.int32)
+        lengths = np.zeros(len(sentences), dtype=np.int32)
+        for start in range(0, len(sentences), chunk):
+            encoded = tokenizer(list(sentences[start : start + chunk]), truncation=True, max_length=max_length)["input_ids"]
+            for row, tokens in enumerate(encoded, start=start):
+                ids[row, : len(tokens)] = tokens
+                lengths[row] = len(tokens)
+        return cls(ids, lengths)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+
+def collate(columns: Sequence[TokenizedColumn], rows: np.ndarray, multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack the same rows of k columns into one (k*B, T) batch cut at its longest sentence.
+
+    multiple > 1 rounds the width up to a multiple (at most the padded matrix's width), so that a
+    compiled model with static shapes sees only a few widths.
+    """
+    width = max(int(column.lengths[rows].max()) for column in columns)
+    width = min(-(-width // multiple) * multiple, min(column.ids.shape[1] for column in columns))
+    ids = np.concatenate([column.ids[rows, :width] for column in columns])  # (k*B, T)
+    lengths = np.concatenate([column.lengths[rows] for column in columns])  # (k*B,)
+    mask = np.arange(width)[None, :] < lengths[:, None]
+    return torch.from_numpy(ids.astype(np.int64)), torch.from_numpy(mask.astype(np.int64))
+
+
+def epoch_order(num_rows: int, seed: int, epoch: int) -> np.ndarray:
+    """The data order of one epoch: a permutation that depends only on (seed, epoch)."""
+    return np.random.default_rng([seed, epoch]).permutation(num_rows)

@@ -1,0 +1,64 @@
+"""One process, or DDP under torchrun, with embeddings all-gathered with gradients."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from .encoder import pick_device
+
+
+class DistributedContext:
+    """Single process, or DDP under torchrun (WORLD_SIZE > 1).
+
+    Under DDP the embeddings of every rank are all-gathered *with* gradients
+    (torch.distributed.nn.functional.all_gather), so each rank's loss uses the global batch's
+    negatives and the averaged gradients equal those of one process on the concatenated batch.
+    """
+
+    def __init__(self, device: torch.device, rank: int = 0, world_size: int = 1):
+        self.device, self.rank, self.world_size = device, rank, world_size
+
+    @classmethod
+    def from_environment(cls, device_name: str) -> "DistributedContext":
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size <= 1:
+            return cls(pick_device(device_name))
+        import torch.distributed as torch_dist  # noqa: PLC0415
+
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if torch.cuda.is_available() and device_name in ("auto", "cuda"):
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+            backend = "nccl"
+        else:
+            device, backend = torch.device("cpu"), "gloo"
+        if not torch_dist.is_initialized():
+            torch_dist.init_process_group(backend)
+        return cls(device, torch_dist.get_rank(), world_size)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, encoder: nn.Module) -> nn.Module:
+        if self.world_size <= 1:
+            return encoder
+        return nn.parallel.DistributedDataParallel(encoder, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def gather(self, z: torch.Tensor) -> torch.Tensor:
+        if self.world_size <= 1:
+            return z
+        from torch.distributed.nn.functional import all_gather  # noqa: PLC0415
+
+        return torch.cat(all_gather(z.contiguous()))
+
+    def barrier_if_saving(self, save_steps: int, step: int) -> None:
+        if self.world_size > 1 and save_steps > 0 and step % save_steps == 0:
+            torch.distributed.barrier()
+
+    def close(self) -> None:
+        if self.world_size > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
