@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from .batches import TokenizedColumn, collate
 from .errors import SimCSELabError, SimCSELabTypeError
 from .pooling import NEEDS_ALL_LAYERS, POOLERS, MLPHead, check_pooler, pool
 
@@ -158,13 +159,11 @@ class SimCSEEncoder(nn.Module):
         try:
             with torch.inference_mode(), autocast_for(device), tqdm(total=num_batches, desc="encode", disable=not show_progress, leave=False) as bar:
                 for start in range(0, len(sentences), slab):
-                    ids, lengths = pad_token_ids(self.tokenizer, sentences[start : start + slab], min(max_length, self.max_tokens))  # (S, T), (S,)
-                    by_length = np.argsort(-lengths, kind="stable")
+                    column = TokenizedColumn.from_sentences(self.tokenizer, sentences[start : start + slab], min(max_length, self.max_tokens))
+                    by_length = np.argsort(-column.lengths, kind="stable")
                     order.append(by_length + start)
                     for rows in np.split(by_length, range(batch_size, len(by_length), batch_size)):
-                        width = int(lengths[rows[0]])
-                        input_ids = torch.from_numpy(ids[rows, :width])  # (B, T)
-                        mask = torch.from_numpy((np.arange(width)[None, :] < lengths[rows, None]).astype(np.int64))  # (B, T)
+                        input_ids, mask = collate([column], rows)  # (B, T) each, cut at the batch's longest sentence
                         if pin:
                             input_ids, mask = input_ids.pin_memory(), mask.pin_memory()
                         chunks.append(self(input_ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)).float())
@@ -301,16 +300,6 @@ def validate_sentences(sentences) -> list[str]:
             raise SimCSELabError(f"item {i} ({s!r:.60}) is not valid Unicode (it holds a lone surrogate); "
                                  "clean it with s.encode('utf-8', 'replace').decode('utf-8')") from None
     return sentences
-
-
-def pad_token_ids(tokenizer, sentences: Sequence[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids of sentences (with special tokens, truncated) as a padded (N, T) int64 matrix, and lengths (N,)."""
-    encoded = tokenizer(list(sentences), truncation=True, max_length=max_length)["input_ids"]
-    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-    ids = np.full((len(encoded), int(lengths.max())), tokenizer.pad_token_id or 0, dtype=np.int64)
-    for row, tokens in enumerate(encoded):
-        ids[row, : len(tokens)] = tokens
-    return ids, lengths
 
 
 def autocast_for(device: torch.device):

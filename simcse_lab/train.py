@@ -40,13 +40,13 @@ from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from .augment import AUGMENTATIONS
-from .batches import TokenizedColumn, collate, epoch_order  # noqa: F401  (re-exported: simcse_lab.train.collate)
+from .batches import epoch_order
 from .data import load_sts, load_training_file
 from .dev_evaluation import DevEvaluator
 from .distributed import DistributedContext
 from .encoder import SimCSEEncoder
 from .errors import SimCSELabError, unknown_choice
-from .objectives import SBERTObjective, SimCSEObjective, build_objective, objective_name  # noqa: F401
+from .objectives import SBERTObjective, build_objective, objective_name
 from .paths import DEFAULT_MODEL
 from .pooling import check_pooler
 

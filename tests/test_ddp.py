@@ -22,7 +22,9 @@ import torch.multiprocessing as mp
 
 from simcse_lab.data import TrainingData
 from simcse_lab.encoder import SimCSEEncoder
-from simcse_lab.train import DistributedContext, TrainConfig, build_objective, freeze_unused_backbone_pooler
+from simcse_lab.distributed import DistributedContext
+from simcse_lab.objectives import build_objective
+from simcse_lab.train import TrainConfig, freeze_unused_backbone_pooler
 
 from conftest import WORDS
 
