@@ -335,8 +335,9 @@ def run_benchmark(args) -> dict:
                     continue
                 try:
                     result = run()
-                except ImportError as error:  # e.g. no `datasets` / `accelerate` on the GPU machine
-                    report["rows"].append({"name": f"{name} (batch {batch})", "dtype": dtype, "skipped": str(error)})
+                except Exception as error:  # e.g. no `datasets` on the GPU machine, or an API change: the other rows still run
+                    error = f"{type(error).__name__}: {error}"
+                    report["rows"].append({"name": f"{name} (batch {batch})", "dtype": dtype, "skipped": error})
                     print(f"  {name} (batch {batch}): skipped, {error}", flush=True)
                     continue
                 ours = ours or result["sent_per_s"]

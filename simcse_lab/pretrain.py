@@ -555,6 +555,7 @@ def add_pretrain_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     add("--num_threads", type=int, default=None, help="torch CPU threads")
     add("--log_every", type=int, default=d.log_every)
     add("--device", default=d.device)
+    add("--no_progress", dest="progress", action="store_false", help="no progress bar (logs, batch jobs)")
     bf16 = parser.add_mutually_exclusive_group()
     bf16.add_argument("--bf16", dest="bf16", action="store_true", default=None, help="force bf16 autocast")
     bf16.add_argument("--no_bf16", dest="bf16", action="store_false", help="disable bf16 autocast")
