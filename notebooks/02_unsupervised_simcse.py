@@ -70,7 +70,7 @@ from ipywidgets import FloatLogSlider, interact
 from IPython.display import Markdown, display
 
 from simcse_lab import SimCSEEncoder, geometry, losses, viz
-from simcse_lab.augment import dropout_views
+from simcse_lab.augment import dropout_task_difficulty, dropout_views
 from simcse_lab.data import ALL7, load_sts, read_sentences
 from simcse_lab.diagnose import encoder_report
 from simcse_lab.evaluate import evaluate_sts, format_comparison_table
@@ -115,6 +115,23 @@ print(f"eval mode:  max |e1 - e2| = {(e1 - e2).abs().max():.3e}   (identical up 
 viz.cosine_histogram({"same sentence, two dropout masks": geometry.pair_cosines(z1, z2),
                       "different sentences (eval mode)": e1}, bins=100,
                      title="Dropout views vs random pairs, before training")
+
+# %% [markdown]
+# **How much is there to learn?** `dropout_task_difficulty` asks, before any training, how hard the
+# "find my twin" task is: batches of `BATCH_SIZE` sentences, two dropout views each, the cosine of each
+# sentence's two views, of the other sentences and of the closest other sentence, and the loss at
+# $\tau = 0.05$. **What to look for:** if the positives beat even the hardest negatives by several
+# temperatures, the loss starts near zero, the task is solved at step 0, and training can only push
+# sentences apart (uniformity) without learning what makes them similar. On the small default encoder
+# with average pooling that is what happens (model card: initial loss about 0.02); [CLS] leaves more to
+# learn. Run it on BERT-base in full mode to compare.
+
+# %%
+difficulty = {pooler: dropout_task_difficulty(SimCSEEncoder.from_pretrained(MODEL, pooler=pooler), demo, batch_size=BATCH_SIZE)
+              for pooler in dict.fromkeys((POOLER, "cls_before_pooler"))}
+display(Markdown("| pooler | cos(two views) | cos(other sentences) | cos(closest other) | initial loss (τ = 0.05) |\n|---|---|---|---|---|\n"
+                 + "\n".join(f"| {pooler} | {r['positive_cosine']:.3f} | {r['negative_cosine']:.3f} | {r['hardest_negative_cosine']:.3f} "
+                              f"| {r['initial_loss']:.3f} |" for pooler, r in difficulty.items())))
 
 # %% [markdown]
 # ## 2. The loss, step by step, on a tiny batch

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import torch
 
-from .errors import unknown_choice
+from .errors import SimCSELabError, unknown_choice
 
 AUGMENTATIONS = ("none", "crop", "word_deletion", "delete_one_word")
 
@@ -39,6 +39,44 @@ def dropout_views(encoder, sentences: Sequence[str], max_length: int = 32) -> tu
     ids, mask = duplicate_batch(batch["input_ids"], batch["attention_mask"])
     z = encoder(ids, mask)  # (2B, D)
     return z.chunk(2)
+
+
+@torch.no_grad()
+def dropout_task_difficulty(encoder, sentences: Sequence[str], batch_size: int = 64, max_length: int = 32,
+                            temperature: float = 0.05) -> dict[str, float]:
+    """How much the unsupervised SimCSE task still has to teach this encoder, measured before training.
+
+    The sentences are cut into batches of `batch_size` (a trailing partial batch is dropped). For each batch,
+    two dropout views (`dropout_views`, train mode) give: the cosine between a sentence's two views
+    (`positive_cosine`), between it and the other sentences of the batch (`negative_cosine`), the largest
+    of those (`hardest_negative_cosine`), and the InfoNCE loss at this temperature (`initial_loss`); each is
+    averaged over the batches. A positive that already beats the hardest negative by many temperatures
+    means a loss near zero: the contrastive task is solved at step 0, and training can only spread
+    sentences apart. The encoder's train/eval mode is restored afterwards.
+    """
+    from .geometry import pair_cosines  # noqa: PLC0415
+    from .losses import cosine_logits, unsup_simcse_loss  # noqa: PLC0415
+
+    sentences = list(sentences)
+    if batch_size < 2 or len(sentences) < batch_size:
+        raise SimCSELabError(f"need at least one batch of >= 2 sentences: got {len(sentences)} sentences, batch_size {batch_size}; "
+                             "pass more sentences or a smaller batch_size")
+    was_training = encoder.training
+    encoder.train()
+    totals = {"positive_cosine": 0.0, "negative_cosine": 0.0, "hardest_negative_cosine": 0.0, "initial_loss": 0.0}
+    num_batches = len(sentences) // batch_size
+    try:
+        for start in range(0, num_batches * batch_size, batch_size):
+            z1, z2 = dropout_views(encoder, sentences[start : start + batch_size], max_length)
+            cosines = cosine_logits(z1.float(), z2.float(), 1.0)
+            negatives = cosines[~torch.eye(batch_size, dtype=torch.bool, device=cosines.device)].view(batch_size, -1)
+            totals["positive_cosine"] += float(pair_cosines(z1, z2).mean())
+            totals["negative_cosine"] += float(negatives.mean())
+            totals["hardest_negative_cosine"] += float(negatives.max(dim=1).values.mean())
+            totals["initial_loss"] += float(unsup_simcse_loss(z1, z2, temperature))
+    finally:
+        encoder.train(was_training)
+    return {name: total / num_batches for name, total in totals.items()}
 
 
 def crop(sentence: str, ratio: float, rng: random.Random) -> str:

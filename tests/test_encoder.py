@@ -8,7 +8,8 @@ import torch
 from transformers import AutoModel
 
 from simcse_lab import POOLERS, SimCSEEncoder
-from simcse_lab.augment import dropout_views
+from simcse_lab.augment import dropout_task_difficulty, dropout_views
+from simcse_lab.losses import unsup_simcse_loss
 from simcse_lab.errors import SimCSELabError
 
 SENTENCES = ["a man plays the guitar", "the dog runs in the park", "two", "a small red car is on the road with people"]
@@ -62,6 +63,32 @@ def test_dropout_views_differ_in_train_mode_and_agree_in_eval(tiny_model_dir):
     assert (z1 - z2).abs().max() > 1e-3
     z1, z2 = dropout_views(encoder.eval(), SENTENCES)
     torch.testing.assert_close(z1, z2)
+
+
+def test_dropout_task_difficulty_matches_the_loss_on_the_same_views(tiny_model_dir):
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="avg", device="cpu").eval()
+    sentences = SENTENCES * 3  # 12 sentences: three batches of 4
+    torch.manual_seed(0)
+    report = dropout_task_difficulty(encoder, sentences, batch_size=4, temperature=0.1)
+    assert not encoder.training  # the caller's mode is restored
+    torch.manual_seed(0)  # the same dropout masks, batch by batch, computed by hand
+    expected_loss, expected_positive = 0.0, 0.0
+    with torch.no_grad():
+        for start in (0, 4, 8):
+            z1, z2 = dropout_views(encoder.train(), sentences[start:start + 4])
+            expected_loss += float(unsup_simcse_loss(z1, z2, 0.1)) / 3
+            expected_positive += float(torch.nn.functional.cosine_similarity(z1, z2).mean()) / 3
+    assert report["initial_loss"] == pytest.approx(expected_loss, rel=1e-5)
+    assert report["positive_cosine"] == pytest.approx(expected_positive, rel=1e-5)
+    assert -1 <= report["negative_cosine"] <= report["hardest_negative_cosine"] <= 1
+
+
+def test_dropout_task_difficulty_without_dropout_has_identical_views(tiny_model_dir):
+    no_dropout = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="avg", device="cpu", dropout=0.0)
+    report = dropout_task_difficulty(no_dropout, SENTENCES, batch_size=4)
+    assert report["positive_cosine"] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(SimCSELabError, match="at least one batch"):
+        dropout_task_difficulty(no_dropout, SENTENCES[:3], batch_size=4)
 
 
 def test_encode_restores_order_and_matches_single_calls(tiny_model_dir):
