@@ -18,12 +18,18 @@ class TokenizedColumn:
 
     @classmethod
     def from_sentences(cls, tokenizer, sentences: Sequence[str], max_length: int, chunk: int = 10_000) -> "TokenizedColumn":
-        pad = tokenizer.pad_token_id or 0
-        ids = np.full((len(sentences), max_length), pad, dtype=np.int32)
+        pad = tokenizer.pad_token_id
+        ids = np.full((len(sentences), max_length), pad or 0, dtype=np.int32)
         lengths = np.zeros(len(sentences), dtype=np.int32)
         for start in range(0, len(sentences), chunk):
-            encoded = tokenizer(list(sentences[start : start + chunk]), truncation=True, max_length=max_length)["input_ids"]
-            for row, tokens in enumerate(encoded, start=start):
+            part = list(sentences[start : start + chunk])
+            if pad is not None:  # the tokenizer pads into arrays itself: no Python loop over rows
+                encoded = tokenizer(part, truncation=True, max_length=max_length, padding="max_length", padding_side="right",
+                                    return_tensors="np")
+                ids[start : start + len(part)] = encoded["input_ids"]
+                lengths[start : start + len(part)] = encoded["attention_mask"].sum(1)
+                continue
+            for row, tokens in enumerate(tokenizer(part, truncation=True, max_length=max_length)["input_ids"], start=start):
                 ids[row, : len(tokens)] = tokens
                 lengths[row] = len(tokens)
         return cls(ids, lengths)

@@ -5,7 +5,7 @@ import torch
 from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 
 from simcse_lab import SimCSEEncoder
-from simcse_lab.padding_free import dropout, padding_free_hidden_states, supports_padding_free
+from simcse_lab.padding_free import MIN_PADDING_SHARE, dropout, padding_free_hidden_states, supports_padding_free, worth_packing
 
 
 def tiny_bert(dropout_p: float = 0.0, seed: int = 0) -> BertModel:
@@ -100,10 +100,21 @@ def test_encoder_uses_it_for_bert_on_cpu_and_matches_the_transformers_path(tiny_
 
 def test_training_mode_still_draws_two_different_dropout_views(tiny_model_dir):
     encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="avg", device="cpu", dropout=0.1).train()
-    batch = encoder.tokenize(["a man plays the guitar", "the dog runs in the park"])
+    batch = encoder.tokenize(["two", "the dog runs in the park"])
+    assert worth_packing(batch["attention_mask"])
     first = encoder(batch["input_ids"], batch["attention_mask"])
     second = encoder(batch["input_ids"], batch["attention_mask"])
     assert not torch.allclose(first, second)
+
+
+def test_packing_only_pays_with_padding_to_skip():
+    """encode's length-sorted batches (little padding) keep the transformers forward; random batches are packed."""
+    _, sorted_batch = ragged_batch([20, 20, 19, 19, 19, 18])  # 6 of 120 positions padding: 5%
+    _, random_batch = ragged_batch([20, 3, 11, 7, 16, 5])  # 58 of 120: 48%
+    assert MIN_PADDING_SHARE > 6 / 120
+    assert not worth_packing(sorted_batch)
+    assert worth_packing(random_batch)
+    assert worth_packing(torch.ones(4, 10, dtype=torch.long)) is False  # no padding at all
 
 
 def test_other_architectures_keep_the_transformers_forward():

@@ -1,0 +1,108 @@
+"""How far ahead of `SentenceTransformer.encode` can any fp32 `encode` be on this CPU?
+
+    SIMCSE_LAB_DATA=../shared/data python benchmarks/encode_ceiling.py
+
+Both libraries sort sentences by length and cut each batch at its longest, so they run the same
+matrix products: per layer Q, K, V, the attention output and the two feed-forward products over
+every token of every batch. This script times, side by side in one process:
+
+- `SimCSEEncoder.encode` and `SentenceTransformer.encode` on the same model and sentences;
+- the work no exact fp32 encoder can skip, on random inputs of the very shapes the batches give:
+  the matrix products alone, then those plus attention (SDPA) and GELU, then plus tokenising the
+  sentences (one fast-tokenizer call); no LayerNorm, embedding lookup, pooling or copies.
+
+Each is a lower bound on any fp32 encoder's time, so `sentence-transformers time / bound` bounds the
+ratio any library can reach on this machine.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speed import build_model, find_data_dir, load_sentences, load_tokenizer  # noqa: E402
+
+
+def unavoidable_work(batches: list[tuple[int, int]], hidden: int, intermediate: int, layers: int, heads: int,
+                     with_attention_and_gelu: bool, repeats: int = 3) -> float:
+    """Seconds for `layers` BERT layers' matrix products (and, optionally, attention and GELU) over
+    batches of (sentences, width), best of repeats."""
+    shapes = [(hidden, hidden)] * 4 + [(hidden, intermediate), (intermediate, hidden)]  # (in, out): Q, K, V, O, FFN up, down
+    weights = [(torch.randn(out, inp), torch.randn(out)) for inp, out in shapes]
+    best = float("inf")
+    with torch.inference_mode():
+        tensors = {}
+        for rows, width in set(batches):
+            n = rows * width
+            tensors[rows, width] = ({inp: torch.randn(n, inp) for inp in (hidden, intermediate)},
+                                    torch.randn(rows, heads, width, hidden // heads), torch.ones(rows, 1, 1, width, dtype=torch.bool))
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for rows, width in batches:
+                inputs, qkv, mask = tensors[rows, width]
+                for _layer in range(layers):
+                    for (weight, bias), (inp, _out) in zip(weights, shapes):
+                        F.linear(inputs[inp], weight, bias)
+                    if with_attention_and_gelu:
+                        F.scaled_dot_product_attention(qkv, qkv, qkv, attn_mask=mask)
+                        F.gelu(inputs[intermediate])
+            best = min(best, time.perf_counter() - started)
+    return best
+
+
+def main() -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from simcse_lab import SimCSEEncoder
+
+    workdir = Path(tempfile.mkdtemp(prefix="simcse_ceiling_"))
+    data_dir = find_data_dir(None)
+    tokenizer, _ = load_tokenizer(workdir, None)
+    sentences, source = load_sentences(data_dir, tokenizer, 4096)
+    info = build_model("small", tokenizer, workdir / "model")
+    batch = 64
+
+    lengths = np.array([len(ids) for ids in tokenizer(sentences, truncation=True, max_length=32)["input_ids"]])
+    by_length = np.sort(lengths)[::-1]
+    batches = [(len(chunk), int(chunk.max())) for chunk in np.split(by_length, range(batch, len(by_length), batch))]
+
+    ours = SimCSEEncoder.from_pretrained(str(workdir / "model"), device="cpu")
+    theirs = SentenceTransformer(str(workdir / "model"), device="cpu")
+    timings = {}
+    for name, run in (("simcse_lab encode", lambda: ours.encode(sentences, batch_size=batch, max_length=32, show_progress=False)),
+                      ("st encode", lambda: theirs.encode(sentences, batch_size=batch, show_progress_bar=False))):
+        run()  # warm-up
+        timings[name] = min(timed(run) for _ in range(3))
+    config = ours.backbone.config
+    shape = (config.hidden_size, config.intermediate_size, config.num_hidden_layers, config.num_attention_heads)
+    timings["matrix products alone"] = unavoidable_work(batches, *shape, with_attention_and_gelu=False)
+    timings["+ attention and GELU"] = unavoidable_work(batches, *shape, with_attention_and_gelu=True)
+    timings["+ tokenising"] = timings["+ attention and GELU"] + min(
+        timed(lambda: tokenizer(sentences, truncation=True, max_length=32)) for _ in range(3))
+    tokens = sum(rows * width for rows, width in batches)
+    flops = 2 * tokens * config.num_hidden_layers * (4 * config.hidden_size**2 + 2 * config.hidden_size * config.intermediate_size)
+
+    print(f"# {len(sentences)} sentences ({source}), batch {batch}, BERT {info}, {torch.get_num_threads()} threads, fp32")
+    print(f"{'':<24} {'seconds':>8} {'sent/s':>8} {'GFLOP/s of linear layers':>26}")
+    for name, seconds in timings.items():
+        print(f"{name:<24} {seconds:8.2f} {len(sentences) / seconds:8.0f} {flops / seconds / 1e9:26.0f}")
+    print(f"simcse_lab / st: x{timings['st encode'] / timings['simcse_lab encode']:.2f}; the most any fp32 encode can be "
+          f"ahead of st here: x{timings['st encode'] / timings['+ tokenising']:.2f} "
+          f"(x{timings['st encode'] / timings['matrix products alone']:.2f} counting matrix products only)")
+
+
+def timed(run) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    main()

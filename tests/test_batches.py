@@ -1,0 +1,42 @@
+"""Pre-tokenised columns and batches against the tokenizer called one sentence at a time."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from simcse_lab.batches import TokenizedColumn, collate
+
+SENTENCES = ["a man plays the guitar", "two", "the dog runs in the park and the man plays the guitar with a red car", "",
+             "a small red car"]
+
+
+@pytest.fixture(params=["with pad token", "without pad token"])
+def tokenizer(request, tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    if request.param == "without pad token":  # the row-by-row path
+        tokenizer.pad_token = None
+    return tokenizer
+
+
+def test_column_holds_each_sentences_tokens_truncated_then_padding(tokenizer):
+    column = TokenizedColumn.from_sentences(tokenizer, SENTENCES, max_length=8, chunk=2)  # chunks of 2: the seams too
+    assert column.ids.shape == (len(SENTENCES), 8) and column.ids.dtype == np.int32
+    for row, sentence in enumerate(SENTENCES):
+        expected = tokenizer(sentence, truncation=True, max_length=8)["input_ids"]
+        assert column.lengths[row] == len(expected)
+        assert column.ids[row, : len(expected)].tolist() == expected
+        assert (column.ids[row, len(expected):] == (tokenizer.pad_token_id or 0)).all()
+
+
+def test_collate_stacks_columns_and_cuts_at_the_longest_row(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    column = TokenizedColumn.from_sentences(tokenizer, SENTENCES, max_length=16)
+    rows = np.array([1, 4])  # "two" (3 tokens) and "a small red car"
+    ids, mask = collate([column, column], rows)
+    width = int(column.lengths[rows].max())
+    assert ids.shape == mask.shape == (4, width)
+    assert torch.equal(ids[:2], ids[2:])
+    assert mask.sum(1).tolist() == [int(column.lengths[r]) for r in rows] * 2
+    padded, _ = collate([column], rows, multiple=8)
+    assert padded.shape[1] == 8
