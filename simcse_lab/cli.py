@@ -19,6 +19,7 @@ import re
 import sys
 from pathlib import Path
 
+from .data import EVAL_MAX_LENGTH
 from .errors import SimCSELabError
 
 IGNORED_OFFICIAL_FLAGS = {"--do_train": 0, "--do_eval": 0, "--load_best_model_at_end": 0, "--evaluation_strategy": 1,
@@ -84,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--task_set", default="sts", help="sts (the only set simcse_lab evaluates)")
     evaluate.add_argument("--tasks", nargs="+", help="a subset of: sts12 sts13 sts14 sts15 sts16 stsb sickr")
     evaluate.add_argument("--data_dir", help="local SentEval-layout data (default $SIMCSE_LAB_DATA)")
-    evaluate.add_argument("--max_seq_length", type=int, default=128)
+    evaluate.add_argument("--max_seq_length", type=int, default=EVAL_MAX_LENGTH)
     evaluate.add_argument("--batch_size", type=int, default=128)
     evaluate.add_argument("--output", help="JSON results file (default: eval_results_<mode>.json in the model dir or here)")
 

@@ -29,6 +29,10 @@ from .paths import DATA_ENV_VAR, resolve_data_dir
 
 STS_TASKS = ("sts12", "sts13", "sts14", "sts15", "sts16", "stsb", "sickr")
 ALL7 = STS_TASKS
+# Tokens kept per sentence when an STS sentence is encoded for scoring, in training (STS-B dev) and in
+# `simcse-lab evaluate`: longer than any STS-B dev sentence (58 tokens at most with the default encoder's
+# tokenizer), as SentEval's batcher does not truncate; training's max_seq_length of 32 would cut 8% of them.
+EVAL_MAX_LENGTH = 128
 TASK_DISPLAY_NAMES = {
     "sts12": "STS12", "sts13": "STS13", "sts14": "STS14", "sts15": "STS15", "sts16": "STS16",
     "stsb": "STSBenchmark", "sickr": "SICKRelatedness",

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .batches import TokenizedColumn, collate
-from .data import load_sts
+from .data import EVAL_MAX_LENGTH, load_sts
 from .encoder import SimCSEEncoder
 from .geometry import alignment, average_cosine, uniformity
 
@@ -30,8 +30,9 @@ class DevEvaluator:
         self.gold = np.array([p[2] for p in pairs])
         order = np.argsort([-len(s) for s in self.sentences], kind="stable")
         self.order = order
+        # whole sentences, as `simcse-lab evaluate` scores them, not cut at the training max_seq_length
         self.column = TokenizedColumn.from_sentences(encoder.tokenizer, [self.sentences[i] for i in order],
-                                                     min(config.max_seq_length, encoder.max_tokens))
+                                                     min(EVAL_MAX_LENGTH, encoder.max_tokens))
 
     @torch.no_grad()
     def __call__(self, encoder: SimCSEEncoder, autocast, batch_size: int = 256) -> dict[str, float]:

@@ -37,6 +37,22 @@ def test_unsup_run_lowers_loss_and_improves_uniformity(tiny_model_dir, wiki_file
     assert {"stsb_dev", "alignment", "uniformity", "avg_cosine"} <= set(result.history[-1])
 
 
+def test_dev_score_in_training_is_the_score_evaluate_gives_the_saved_model(tiny_model_dir, wiki_file, data_dir, tmp_path):
+    """Training truncates its batches at max_seq_length, but STS-B dev is scored on whole sentences, as
+    `evaluate_sts` scores them (here max_seq_length 6 would cut most dev sentences)."""
+    from simcse_lab.evaluate import evaluate_sts
+
+    config = TrainConfig(model_name_or_path=str(tiny_model_dir), train_file=str(wiki_file), output_dir=str(tmp_path / "out"),
+                         pooler_type="avg", max_steps=4, max_seq_length=6, per_device_train_batch_size=16, learning_rate=1e-3,
+                         eval_steps=4, eval_max_pairs=200, data_dir=str(data_dir), show_progress=False)
+    result = train(config)
+    encoder = SimCSEEncoder.from_pretrained(result.output_dir)
+    scores = evaluate_sts(lambda s: encoder.encode(s), tasks=["stsb"], split="dev", data_dir=data_dir, max_pairs=200)
+    truncated = evaluate_sts(lambda s: encoder.encode(s, max_length=6), tasks=["stsb"], split="dev", data_dir=data_dir, max_pairs=200)
+    assert abs(truncated["stsb"] - scores["stsb"]) > 0.5  # the test can tell the two apart
+    assert result.best_score == pytest.approx(scores["stsb"], abs=0.05)
+
+
 def test_supervised_triplets_with_cls_mlp_only_train(tiny_model_dir, data_dir, tmp_path):
     rows = (data_dir / "nli/snli_devtest_triplets.csv").read_text(encoding="utf8").splitlines()[:101]
     path = tmp_path / "nli.csv"
