@@ -39,15 +39,14 @@ MIN_PADDING_SHARE = 0.1
 
 def supports_padding_free(backbone: nn.Module) -> bool:
     """True for a plain BERT encoder (BertModel: BERT, MiniLM, the embedded default): absolute
-    positions, GELU-family activation, no decoder or cross-attention, no chunked feed-forward."""
+    positions, no decoder or cross-attention, no chunked feed-forward."""
     config = getattr(backbone, "config", None)
     if type(backbone).__name__ != "BertModel" or config is None:
         return False
     return (getattr(config, "position_embedding_type", "absolute") == "absolute"
             and not getattr(config, "is_decoder", False)
             and not getattr(config, "add_cross_attention", False)
-            and not getattr(config, "chunk_size_feed_forward", 0)
-            and isinstance(getattr(config, "hidden_act", None), str))
+            and not getattr(config, "chunk_size_feed_forward", 0))
 
 
 def worth_packing(attention_mask: torch.Tensor) -> bool:
@@ -71,7 +70,7 @@ def padding_free_hidden_states(backbone: nn.Module, input_ids: torch.Tensor, att
     h = embeddings.word_embeddings(ids) + embeddings.token_type_embeddings(types) + embeddings.position_embeddings(positions)
     h = dropout(embeddings.LayerNorm(h), embeddings.dropout)  # (N, H)
 
-    key_padding = real[:, None, None, :width]  # (B, 1, 1, T): every sentence attends to its own tokens only
+    key_padding = real[:, None, None, :]  # (B, 1, 1, T): every sentence attends to its own tokens only
     states = [h]
     for layer in backbone.encoder.layer:
         h = bert_layer(layer, h, flat_positions, batch, width, key_padding)
