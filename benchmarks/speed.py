@@ -148,7 +148,7 @@ def st_arguments(output_dir, batch, max_steps, bf16, device, seed=42):
 
     return SentenceTransformerTrainingArguments(
         output_dir=str(output_dir), per_device_train_batch_size=batch, max_steps=max_steps, learning_rate=3e-5,
-        warmup_ratio=0.0, lr_scheduler_type="linear", max_grad_norm=1.0, bf16=bf16, logging_steps=max_steps,
+        warmup_steps=0, lr_scheduler_type="linear", max_grad_norm=1.0, bf16=bf16, logging_steps=max_steps,
         save_strategy="no", report_to="none", disable_tqdm=True, dataloader_drop_last=True, seed=seed,
         use_cpu=not device.startswith("cuda"), **({"optim": "adamw_torch_fused"} if device.startswith("cuda") else {}))
 

@@ -80,7 +80,7 @@ class TrainConfig:
     save_total_limit: int = 2  # keep this many newest checkpoints (0 = all)
     logging_steps: int = 10  # record the mean loss every N steps
     seed: int = 42  # seeds python, numpy, torch and the data order
-    bf16: bool = False  # bf16 autocast (CUDA, or CPUs with bf16 support: about 2.5x faster here)
+    bf16: bool = False  # bf16 autocast (CUDA, or CPUs with bf16 support: about 2x faster on this 2-core CPU)
     fp16: bool = False  # fp16 autocast + grad scaling (CUDA only)
     torch_compile: bool = False  # torch.compile the encoder (dynamic=False; batch widths padded to a multiple of 8)
     do_mlm: bool = False  # auxiliary MLM loss (paper: Appendix, hurts STS slightly)
