@@ -23,9 +23,8 @@ class TokenizedColumn:
         lengths = np.zeros(len(sentences), dtype=np.int32)
         for start in range(0, len(sentences), chunk):
             part = list(sentences[start : start + chunk])
-            if pad is not None:  # the tokenizer pads into arrays itself: no Python loop over rows
-                encoded = tokenizer(part, truncation=True, max_length=max_length, padding="max_length", padding_side="right",
-                                    return_tensors="np")
+            if pad is not None and tokenizer.padding_side == "right":  # the tokenizer pads into arrays: no loop over rows
+                encoded = tokenizer(part, truncation=True, max_length=max_length, padding="max_length", return_tensors="np")
                 ids[start : start + len(part)] = encoded["input_ids"]
                 lengths[start : start + len(part)] = encoded["attention_mask"].sum(1)
                 continue

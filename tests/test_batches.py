@@ -11,11 +11,13 @@ SENTENCES = ["a man plays the guitar", "two", "the dog runs in the park and the 
              "a small red car"]
 
 
-@pytest.fixture(params=["with pad token", "without pad token"])
+@pytest.fixture(params=["right padding", "without pad token", "left padding"])
 def tokenizer(request, tiny_model_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     if request.param == "without pad token":  # the row-by-row path
         tokenizer.pad_token = None
+    if request.param == "left padding":  # also row by row: columns are right-padded whatever the tokenizer says
+        tokenizer.padding_side = "left"
     return tokenizer
 
 
