@@ -12,7 +12,10 @@ every token of every batch. This script times, side by side in one process:
   sentences (one fast-tokenizer call); no LayerNorm, embedding lookup, pooling or copies.
 
 Each is a lower bound on any fp32 encoder's time, so `sentence-transformers time / bound` bounds the
-ratio any library can reach on this machine.
+ratio any library can reach on this machine, for mean pooling (the model is saved with avg pooling =
+sentence-transformers' mean Pooling), which reads every token of the last layer. With [CLS] pooling
+the last layer needs the [CLS] row only, less work than this bound counts: simcse_lab does that
+(simcse_lab/cpu_bert.py), and `benchmarks/speed.py --pooling cls` times it.
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
     python benchmarks/speed.py --mode cpu     # this machine's CPU: a small BERT, at most ~5 minutes
     python benchmarks/speed.py --mode gpu     # BERT-base, bf16 (benchmarks/gpu/run.sh runs this)
 
-Both libraries load the same random-init BERT, saved once by SimCSEEncoder.save_pretrained (pooler
-avg = sentence-transformers' mean Pooling), and see the same sentences: wiki1m_head.txt lines of 6-40
-tokens, truncated at 32 (random vocabulary words of the same lengths when the data is absent).
+Both libraries load the same random-init BERT, saved once by SimCSEEncoder.save_pretrained with the
+same pooling (`--pooling mean`, the default: simcse_lab's avg = sentence-transformers' mean Pooling;
+`--pooling cls`: simcse_lab's cls_before_pooler = sentence-transformers' CLS Pooling, the [CLS] state
+without an MLP head), and see the same sentences: wiki1m_head.txt lines of 6-40 tokens, truncated at
+32 (random vocabulary words of the same lengths when the data is absent).
 
 Rows, all in one process on one device, same batch size, same dtype per row:
 - train simcse_lab:        the trainer itself (`simcse_lab.train.train`), timed between two on_log
@@ -19,7 +21,8 @@ CPU mode also times whole processes, 100 steps each: `python -m simcse_lab train
 
 Units: sentences/s counts the batch's sentences (per_device_train_batch_size per step); unsupervised
 SimCSE and MNRL-on-duplicates both encode each sentence twice. The table and a JSON file
-(benchmarks/results/speed_<mode>.json) are written; ratios are simcse_lab / the other row.
+(benchmarks/results/speed_<mode>.json, speed_<mode>_cls.json with --pooling cls) are written; ratios
+are simcse_lab / the other row.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ MODES = {  # model, batch sizes, steps (warm-up, timed), encode sentences
     "cpu": dict(model="small", batch_sizes=(64,), warmup=3, steps=12, encode_n=4096, process_steps=100),
     "gpu": dict(model="base", batch_sizes=(64, 512), warmup=10, steps=40, encode_n=65536, process_steps=0),
 }
+POOLERS = {"mean": "avg", "cls": "cls_before_pooler"}  # --pooling: sentence-transformers' mode -> simcse_lab's pooler
 
 
 # ---------------------------------------------------------------------- data and model
@@ -84,8 +88,9 @@ def load_sentences(data_dir: Path | None, tokenizer, count: int, seed: int = 0) 
     return [" ".join(rng.choices(words, k=rng.randint(4, 30))) for _ in range(count)], "random vocabulary words (no data dir)"
 
 
-def build_model(size: str, tokenizer, directory: Path) -> dict:
-    """A random-init BERT saved in simcse_lab's format (which sentence-transformers loads as is)."""
+def build_model(size: str, tokenizer, directory: Path, pooler: str = "avg") -> dict:
+    """A random-init BERT saved in simcse_lab's format (which sentence-transformers loads as is, with the
+    matching Pooling module)."""
     from transformers import BertConfig, BertModel
 
     from simcse_lab import DEFAULT_MODEL, SimCSEEncoder
@@ -98,7 +103,7 @@ def build_model(size: str, tokenizer, directory: Path) -> dict:
         config = BertConfig(vocab_size=len(tokenizer), hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024)
     config.vocab_size = max(config.vocab_size, len(tokenizer))
     torch.manual_seed(0)
-    SimCSEEncoder(BertModel(config), tokenizer, pooler="avg").save_pretrained(directory, max_seq_length=32)
+    SimCSEEncoder(BertModel(config), tokenizer, pooler=pooler).save_pretrained(directory, max_seq_length=32)
     return {"layers": config.num_hidden_layers, "hidden": config.hidden_size, "vocab": config.vocab_size}
 
 
@@ -123,7 +128,7 @@ def autocast(device: str, bf16: bool):
 
 
 # ---------------------------------------------------------------------- training rows
-def train_simcse_lab(model_dir, train_file, device, batch, warmup, steps, bf16, workdir, **overrides) -> dict:
+def train_simcse_lab(model_dir, train_file, device, batch, warmup, steps, bf16, workdir, pooler, **overrides) -> dict:
     from simcse_lab.train import TrainConfig, train
 
     class Clock:
@@ -134,7 +139,7 @@ def train_simcse_lab(model_dir, train_file, device, batch, warmup, steps, bf16, 
 
     clock = Clock()
     config = TrainConfig(model_name_or_path=str(model_dir), train_file=str(train_file), output_dir=str(workdir / "simcse_lab_run"),
-                         overwrite_output_dir=True, pooler_type="avg", per_device_train_batch_size=batch, max_seq_length=32,
+                         overwrite_output_dir=True, pooler_type=pooler, per_device_train_batch_size=batch, max_seq_length=32,
                          max_steps=warmup + steps, logging_steps=warmup if steps % warmup == 0 else 1, eval_steps=0,
                          bf16=bf16, device=device, show_progress=False, **overrides)
     reset_memory(device)
@@ -164,7 +169,7 @@ def st_trainer(model_dir, sentences, device, batch, max_steps, bf16, output_dir,
                                       loss=MultipleNegativesRankingLoss(model, scale=20.0), callbacks=list(callbacks))
 
 
-def train_st_trainer(model_dir, sentences, device, batch, warmup, steps, bf16, workdir) -> dict:
+def train_st_trainer(model_dir, sentences, device, batch, warmup, steps, bf16, workdir, pooler) -> dict:
     from transformers import TrainerCallback
 
     times = {}
@@ -181,7 +186,7 @@ def train_st_trainer(model_dir, sentences, device, batch, warmup, steps, bf16, w
     return {"sent_per_s": batch * steps / (times[warmup + steps] - times[warmup]), "peak_gib": peak_memory_gib(device)}
 
 
-def train_hand_loop(model_dir, sentences, device, batch, warmup, steps, bf16, workdir) -> dict:
+def train_hand_loop(model_dir, sentences, device, batch, warmup, steps, bf16, workdir, pooler) -> dict:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
@@ -251,11 +256,11 @@ def time_process(command: list[str], env: dict) -> float:
     return seconds
 
 
-def process_rows(model_dir, train_file, steps, batch, bf16, workdir, repeats) -> dict:
+def process_rows(model_dir, train_file, steps, batch, bf16, workdir, repeats, pooler) -> dict:
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
     flags = ["--bf16"] if bf16 else []
     ours = [sys.executable, "-m", "simcse_lab", "train", "--train_file", str(train_file), "--model_name_or_path", str(model_dir),
-            "--output_dir", str(workdir / "proc_simcse_lab"), "--overwrite_output_dir", "--pooler_type", "avg",
+            "--output_dir", str(workdir / "proc_simcse_lab"), "--overwrite_output_dir", "--pooler_type", pooler,
             "--per_device_train_batch_size", str(batch), "--max_seq_length", "32", "--max_steps", str(steps), "--eval_steps", "0",
             "--no_progress", *flags]
     theirs = [sys.executable, str(Path(__file__).resolve()), "st-train", "--model", str(model_dir), "--train_file", str(train_file),
@@ -315,18 +320,20 @@ def run_benchmark(args) -> dict:
     train_file = workdir / "train.txt"
     train_file.write_text("\n".join(sentences[:20_000]) + "\n")
     model_dir = workdir / "model"
-    model_info = build_model(plan["model"], tokenizer, model_dir)
+    pooler = POOLERS[args.pooling]
+    model_info = build_model(plan["model"], tokenizer, model_dir, pooler)
     dtypes = ["bf16"] if args.mode == "gpu" else args.cpu_dtypes
     report = {"smoke": args.smoke, "mode": args.mode, "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
               "torch": torch.__version__, "threads": torch.get_num_threads(), "model": model_info, "tokenizer": tokenizer_source,
-              "sentences": source, "max_seq_length": 32, "rows": [], "processes": []}
-    print(f"# {args.mode}: {report['device']}, torch {torch.__version__}, {report['threads']} threads, BERT {model_info}, data {source}",
+              "sentences": source, "max_seq_length": 32, "pooling": args.pooling, "rows": [], "processes": []}
+    print(f"# {args.mode}: {report['device']}, torch {torch.__version__}, {report['threads']} threads, BERT {model_info}, "
+          f"{args.pooling} pooling, data {source}",
           flush=True)
     only = set(args.only.split(",")) if args.only else None
     for dtype in dtypes:
         bf16 = dtype == "bf16"
         for batch in plan["batch_sizes"]:
-            kwargs = dict(device=device, batch=batch, warmup=plan["warmup"], steps=plan["steps"], bf16=bf16, workdir=workdir)
+            kwargs = dict(device=device, batch=batch, warmup=plan["warmup"], steps=plan["steps"], bf16=bf16, workdir=workdir, pooler=pooler)
             ours = None
             for name, run in (("train simcse_lab", lambda: train_simcse_lab(model_dir, train_file, **kwargs, **args.simcse_overrides)),
                               ("train st Trainer + MNRL", lambda: train_st_trainer(model_dir, sentences, **kwargs)),
@@ -360,7 +367,8 @@ def run_benchmark(args) -> dict:
             report["encode_agreement_min_cosine"] = encoded["agreement_min_cosine"]
             print(f"  encode: {encoded}", flush=True)
         if plan["process_steps"] and (not only or "process" in only):
-            times = process_rows(model_dir, train_file, plan["process_steps"], plan["batch_sizes"][0], bf16, workdir, args.process_repeats)
+            times = process_rows(model_dir, train_file, plan["process_steps"], plan["batch_sizes"][0], bf16, workdir, args.process_repeats,
+                                 pooler)
             for name, key in (("process: simcse-lab train", "simcse_lab"), ("process: st Trainer script", "st")):
                 report["processes"].append({"name": f"{name}, {plan['process_steps']} steps", "dtype": dtype, **times[key],
                                             "ratio": f"{times['st']['seconds'] / times[key]['seconds']:.2f}"})
@@ -377,6 +385,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data_dir", help="the data directory holding wiki/wiki1m_head.txt (default $SIMCSE_LAB_DATA)")
     parser.add_argument("--cpu_dtypes", nargs="+", default=["fp32"], choices=["fp32", "bf16"], help="CPU mode: dtypes to run")
     parser.add_argument("--process_repeats", type=int, default=1, help="CPU mode: whole-process runs per side (best is kept)")
+    parser.add_argument("--pooling", choices=sorted(POOLERS), default="mean",
+                        help="sentence pooling of both libraries: mean (simcse_lab avg) or cls (simcse_lab cls_before_pooler)")
     parser.add_argument("--only", help="comma list of: simcse_lab, st, hand, encode, process")
     parser.add_argument("--compile", action="store_true", help="simcse_lab rows with torch_compile=True")
     parser.add_argument("--batch_sizes", type=int, nargs="+", help="override the mode's batch sizes")
@@ -388,7 +398,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     report = run_benchmark(args)
     report["seconds"] = round(time.perf_counter() - started, 1)
-    output = Path(args.output) if args.output else ROOT / "benchmarks" / "results" / f"speed_{args.mode}.json"
+    output = Path(args.output) if args.output else ROOT / "benchmarks" / "results" / f"speed_{args.mode}{'_cls' if args.pooling == 'cls' else ''}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")
     print(table(report))

@@ -34,8 +34,8 @@ from tqdm.auto import tqdm
 
 from .batches import TokenizedColumn, collate
 from .errors import SimCSELabError, SimCSELabTypeError
-from .padding_free import padding_free_hidden_states, supports_padding_free, worth_packing
-from .pooling import NEEDS_ALL_LAYERS, POOLERS, MLPHead, check_pooler, pool
+from .cpu_bert import bert_hidden_states, supports_cpu_bert, worth_packing
+from .pooling import FIRST_TOKEN_POOLERS, NEEDS_ALL_LAYERS, POOLERS, MLPHead, check_pooler, pool
 
 __all__ = ["SimCSEEncoder", "POOLERS", "pick_device"]
 
@@ -79,10 +79,10 @@ class SimCSEEncoder(nn.Module):
             nn.init.zeros_(mlp.dense.bias)
         self.mlp = mlp
         self.postprocess: Callable[[torch.Tensor], torch.Tensor] | None = None
-        # Run BERT without its padding positions on the CPU when a batch has padding to skip
-        # (simcse_lab.padding_free): same outputs, a third less work on a random training batch.
-        # Set False to force the transformers forward.
-        self.padding_free = supports_padding_free(backbone)
+        # On the CPU, run BERT with simcse_lab's own forward (simcse_lab.cpu_bert): same outputs, less
+        # work: without the padding positions of a random training batch (a third of it), and with the
+        # last layer on the [CLS] row only for the [CLS] poolers. Set False to force the transformers forward.
+        self.cpu_bert_forward = supports_cpu_bert(backbone)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -106,9 +106,10 @@ class SimCSEEncoder(nn.Module):
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
         all_layers = self.pooler in NEEDS_ALL_LAYERS
-        if (self.padding_free and input_ids.device.type == "cpu" and not torch.compiler.is_compiling()
-                and worth_packing(attention_mask)):
-            states = padding_free_hidden_states(self.backbone, input_ids, attention_mask, token_type_ids, all_layers)
+        if self.cpu_bert_forward and input_ids.device.type == "cpu" and not torch.compiler.is_compiling():
+            first_token_only = self.pooler in FIRST_TOKEN_POOLERS and bool(attention_mask[:, 0].all())
+            states = bert_hidden_states(self.backbone, input_ids, attention_mask, token_type_ids, all_layers,
+                                        pack=worth_packing(attention_mask), first_token_only=first_token_only)
         else:
             out = self.backbone(**inputs, output_hidden_states=all_layers, return_dict=True)
             states = out.hidden_states if all_layers else (out.last_hidden_state,)

@@ -20,6 +20,7 @@ from .errors import unknown_choice
 
 POOLERS = ("cls", "cls_before_pooler", "avg", "avg_top2", "avg_first_last")
 NEEDS_ALL_LAYERS = ("avg_top2", "avg_first_last")
+FIRST_TOKEN_POOLERS = ("cls", "cls_before_pooler")  # read the last layer at position 0 only
 
 
 def check_pooler(pooler: str) -> str:
@@ -40,7 +41,7 @@ def pool(pooler: str, hidden_states: tuple[torch.Tensor, ...], attention_mask: t
     For cls/cls_before_pooler/avg only hidden_states[-1] is read, so a 1-tuple suffices.
     """
     last = hidden_states[-1]  # (B, T, H)
-    if pooler in ("cls", "cls_before_pooler"):
+    if pooler in FIRST_TOKEN_POOLERS:
         return last[:, 0]
     if pooler == "avg":
         return masked_mean(last, attention_mask)

@@ -108,20 +108,17 @@ def child_env() -> dict:
 class Runs:
     """Builds and runs `simcse_lab train` command lines for one tiny-BERT setup."""
 
-    def __init__(self, root: Path, model_dir: Path, train_file: Path, evaluate: bool):
-        self.root, self.model_dir, self.train_file, self.evaluate = root, model_dir, train_file, evaluate
+    def __init__(self, root: Path, model_dir: Path, train_file: Path, evaluate: bool, seed: int):
+        self.root, self.model_dir, self.train_file, self.evaluate, self.seed = root, model_dir, train_file, evaluate, seed
         (root / "kill_wrapper.py").write_text(KILL_WRAPPER)
 
     def args(self, output_dir: Path) -> list[str]:
         evaluation = ["--eval_steps", "5", "--eval_max_pairs", "20"] if self.evaluate else ["--eval_steps", "0"]
-        # seed 8 with evaluation: the tiny model's dev score improves at steps 15-30, so best_model is replaced
-        # (the case "replacing_best_model" needs that; it skips, naming the scores, if the scores ever change)
-        seed = "8" if self.evaluate else "7"
         return ["train", "--model_name_or_path", str(self.model_dir), "--train_file", str(self.train_file),
                 "--output_dir", str(output_dir), "--pooler_type", "cls",  # cls: the MLP head's state is resumed too
                 "--per_device_train_batch_size", str(BATCH), "--max_steps", str(MAX_STEPS),
                 "--save_steps", str(SAVE_STEPS), "--save_total_limit", "2", "--logging_steps", "3", "--learning_rate", "1e-3",
-                "--seed", seed, "--no_progress", *evaluation]
+                "--seed", str(self.seed), "--no_progress", *evaluation]
 
     def run(self, output_dir: Path, *extra: str, kill_point: str | None = None) -> subprocess.CompletedProcess:
         if kill_point is None:
@@ -137,6 +134,9 @@ class Runs:
 
 
 def make_runs(tmp_path_factory, tiny_model_dir, evaluate: bool) -> tuple[Runs, Path]:
+    """The runs' setup and its uninterrupted reference run. With evaluation, the first seed from 8 whose
+    reference replaces best_model at least once (the case "replacing_best_model" needs one; which seeds
+    do depends on the dropout masks the forward draws, so no single seed is pinned)."""
     root = tmp_path_factory.mktemp("resume_eval" if evaluate else "resume")
     train_file = root / "sentences.txt"
     if DATA_DIR and (Path(DATA_DIR) / "wiki" / "wiki1m_head.txt").is_file():
@@ -145,11 +145,23 @@ def make_runs(tmp_path_factory, tiny_model_dir, evaluate: bool) -> tuple[Runs, P
         from conftest import WORDS
         lines = [" ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(5 + i % 9)) for i in range(400)]
     train_file.write_text("\n".join(lines) + "\n")
-    runs = Runs(root, tiny_model_dir, train_file, evaluate)
-    reference = root / "reference"
-    result = runs.run(reference)
-    assert result.returncode == 0, result.stderr[-3000:]
+    for seed in EVAL_SEEDS if evaluate else (7,):
+        runs = Runs(root, tiny_model_dir, train_file, evaluate, seed)
+        reference = root / f"reference-seed{seed}"
+        result = runs.run(reference)
+        assert result.returncode == 0, result.stderr[-3000:]
+        if not evaluate or steps_replacing_best_model(reference):
+            break
     return runs, reference
+
+
+EVAL_SEEDS = range(8, 14)
+
+
+def steps_replacing_best_model(reference: Path) -> list[int]:
+    """The evaluation steps whose STS-B dev score beats every earlier one."""
+    scores = [(r["step"], r["stsb_dev"]) for r in json.loads((reference / "history.json").read_text()) if "stsb_dev" in r]
+    return [step for i, (step, score) in enumerate(scores) if i > 0 and score > max(s for _, s in scores[:i])]
 
 
 @pytest.fixture(scope="module")
@@ -258,10 +270,10 @@ def test_sigkill_with_evaluation_resumes_to_the_same_best_model(unsup_eval, tmp_
     runs, reference = unsup_eval
     kill_points, resume_from, leftovers = EVAL_CASES[case]
     if resume_from == "REPLACED":
-        scores = [(r["step"], r["stsb_dev"]) for r in json.loads((reference / "history.json").read_text()) if "stsb_dev" in r]
-        replaced = [step for i, (step, score) in enumerate(scores) if i > 0 and score > max(s for _, s in scores[:i])]
+        replaced = steps_replacing_best_model(reference)
         if not replaced:
-            pytest.skip(f"the dev score never improves after step {scores[0][0]} here, so best_model is never replaced: {scores}")
+            pytest.skip(f"with seeds {EVAL_SEEDS.start}-{EVAL_SEEDS.stop - 1} the dev score never improves after its first "
+                        "evaluation, so best_model is never replaced")
         resume_from = f"checkpoint-{replaced[0] - SAVE_STEPS}"
     seen = kill_and_resume(runs, reference, tmp_path / "out", kill_points)
     assert seen[kill_points[-1]]["resume_from"] == resume_from

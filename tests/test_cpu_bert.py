@@ -1,11 +1,12 @@
-"""The padding-free BERT forward against transformers' BertModel: same hidden states, same gradients."""
+"""simcse_lab's CPU BERT forward (padding-free, [CLS]-only last layer) against transformers' BertModel:
+same hidden states, same gradients."""
 
 import pytest
 import torch
 from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 
 from simcse_lab import SimCSEEncoder
-from simcse_lab.padding_free import MIN_PADDING_SHARE, dropout, padding_free_hidden_states, supports_padding_free, worth_packing
+from simcse_lab.cpu_bert import MIN_PADDING_SHARE, bert_hidden_states, dropout, supports_cpu_bert, worth_packing
 
 
 def tiny_bert(dropout_p: float = 0.0, seed: int = 0) -> BertModel:
@@ -28,18 +29,35 @@ def ragged_batch(lengths, width=None, seed=1, left=False):
     return ids, mask
 
 
+@pytest.mark.parametrize("pack", [True, False], ids=["packed", "dense"])
 @pytest.mark.parametrize("left", [False, True], ids=["right-padded", "left-padded"])
-def test_hidden_states_equal_bert_model_at_real_positions(left):
+def test_hidden_states_equal_bert_model_at_real_positions(left, pack):
     model = tiny_bert().eval()
     ids, mask = ragged_batch([7, 3, 12, 1, 12, 5], width=14, left=left)
     with torch.no_grad():
         reference = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
-        ours = padding_free_hidden_states(model, ids, mask, all_layers=True)
+        ours = bert_hidden_states(model, ids, mask, all_layers=True, pack=pack)
     assert len(ours) == len(reference) == 4  # embeddings + 3 layers
     real = mask.bool()
     for theirs, mine in zip(reference, ours):
         assert torch.allclose(mine[real], theirs[real], atol=1e-5)
-        assert mine[~real].abs().max() == 0  # padding positions are zeros, not garbage
+        if pack:
+            assert mine[~real].abs().max() == 0  # padding positions are zeros, not garbage
+        else:
+            assert torch.allclose(mine, theirs, atol=1e-5)  # every position, as BertModel computes it
+
+
+@pytest.mark.parametrize("pack", [True, False], ids=["packed", "dense"])
+def test_first_token_only_gives_the_cls_state_of_the_last_layer(pack):
+    model = tiny_bert().eval()
+    ids, mask = ragged_batch([7, 3, 12, 1, 12, 5], width=14)
+    with torch.no_grad():
+        reference = model(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]
+        (ours,) = bert_hidden_states(model, ids, mask, pack=pack, first_token_only=True)
+    assert ours.shape == (6, 1, 32)
+    assert torch.allclose(ours[:, 0], reference, atol=1e-5)
+    with pytest.raises(ValueError, match="all_layers"):
+        bert_hidden_states(model, ids, mask, all_layers=True, first_token_only=True)
 
 
 def test_token_type_ids_are_used():
@@ -48,25 +66,31 @@ def test_token_type_ids_are_used():
     types = (torch.arange(ids.shape[1]) >= 3).long().expand_as(ids) * mask
     with torch.no_grad():
         reference = model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
-        (ours,) = padding_free_hidden_states(model, ids, mask, token_type_ids=types)
-        (without,) = padding_free_hidden_states(model, ids, mask)
+        (ours,) = bert_hidden_states(model, ids, mask, token_type_ids=types)
+        (without,) = bert_hidden_states(model, ids, mask)
     real = mask.bool()
     assert torch.allclose(ours[real], reference[real], atol=1e-5)
     assert not torch.allclose(without[real], reference[real], atol=1e-3)
 
 
-def test_gradients_equal_bert_model():
-    """Training mode with dropout 0: every parameter gets the gradient BertModel's forward gives it."""
+@pytest.mark.parametrize(("pack", "first_token_only"), [(True, False), (False, False), (True, True), (False, True)],
+                         ids=["packed", "dense", "packed-cls", "dense-cls"])
+def test_gradients_equal_bert_model(pack, first_token_only):
+    """Training mode with dropout 0: every parameter gets the gradient BertModel's forward gives it,
+    for an average over real tokens, or for the [CLS] state (first_token_only)."""
     ids, mask = ragged_batch([9, 2, 11, 6], seed=3)
     weights = torch.randn(4, 32, generator=torch.Generator().manual_seed(4))
     grads = []
-    for run in ("transformers", "padding_free"):
+    for run in ("transformers", "simcse_lab"):
         model = tiny_bert(dropout_p=0.0).train()
         if run == "transformers":
             states = model(input_ids=ids, attention_mask=mask).last_hidden_state
         else:
-            (states,) = padding_free_hidden_states(model, ids, mask)
-        pooled = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+            (states,) = bert_hidden_states(model, ids, mask, pack=pack, first_token_only=first_token_only)
+        if first_token_only:
+            pooled = states[:, 0]
+        else:
+            pooled = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
         (pooled * weights).sum().backward()
         grads.append({name: p.grad for name, p in model.named_parameters() if p.grad is not None})
     reference, ours = grads
@@ -87,15 +111,46 @@ def test_dropout_keeps_each_element_with_probability_one_minus_p_and_keeps_the_m
     assert dropout(x, module.eval()) is x
 
 
-def test_encoder_uses_it_for_bert_on_cpu_and_matches_the_transformers_path(tiny_model_dir):
-    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="avg_first_last", device="cpu").eval()
-    assert encoder.padding_free
-    batch = encoder.tokenize(["a man plays the guitar", "two", "the dog runs in the park and then it sleeps"])
-    with torch.no_grad():
-        packed = encoder(batch["input_ids"], batch["attention_mask"])
-        encoder.padding_free = False
-        reference = encoder(batch["input_ids"], batch["attention_mask"])
-    assert torch.allclose(packed, reference, atol=1e-5)
+@pytest.mark.parametrize("pooler", ["avg_first_last", "avg", "cls", "cls_before_pooler"])
+def test_encoder_uses_it_for_bert_on_cpu_and_matches_the_transformers_path(tiny_model_dir, pooler):
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler=pooler, device="cpu").eval()
+    assert encoder.cpu_bert_forward
+    ragged = encoder.tokenize(["a man plays the guitar", "two", "the dog runs in the park and then it sleeps"])  # packed
+    even = encoder.tokenize(["a man plays the guitar", "a woman plays the piano"])  # dense
+    assert worth_packing(ragged["attention_mask"]) and not worth_packing(even["attention_mask"])
+    for batch in (ragged, even):
+        with torch.no_grad():
+            encoder.cpu_bert_forward = True
+            ours = encoder(batch["input_ids"], batch["attention_mask"])
+            encoder.cpu_bert_forward = False
+            reference = encoder(batch["input_ids"], batch["attention_mask"])
+        assert ours.shape == reference.shape == (len(batch["input_ids"]), encoder.output_dim)
+        assert torch.allclose(ours, reference, atol=1e-5)
+
+
+def test_cls_poolers_run_the_last_layer_on_the_cls_row_only(tiny_model_dir, monkeypatch):
+    """The saving itself: the last layer's feed-forward sees one row per sentence for [CLS] poolers."""
+    import simcse_lab.cpu_bert as cpu_bert
+
+    seen = []
+    real_layer = cpu_bert.bert_layer
+
+    def counting_layer(*args, **kwargs):
+        rows = real_layer(*args, **kwargs)
+        seen.append(rows.shape[0])
+        return rows
+
+    monkeypatch.setattr(cpu_bert, "bert_layer", counting_layer)
+    sentences = ["a man plays the guitar", "two", "the dog runs in the park and then it sleeps"]
+    for pooler in ("cls", "avg"):
+        encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler=pooler, device="cpu").eval()
+        batch = encoder.tokenize(sentences)
+        seen.clear()
+        with torch.no_grad():
+            encoder(batch["input_ids"], batch["attention_mask"])
+        tokens = int(batch["attention_mask"].sum())
+        layers = encoder.backbone.config.num_hidden_layers
+        assert seen == ([tokens] * (layers - 1) + [3] if pooler == "cls" else [tokens] * layers)
 
 
 def test_training_mode_still_draws_two_different_dropout_views(tiny_model_dir):
@@ -121,5 +176,5 @@ def test_other_architectures_keep_the_transformers_forward():
     torch.manual_seed(0)
     roberta = RobertaModel(RobertaConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
                                          intermediate_size=64, max_position_embeddings=40))
-    assert not supports_padding_free(roberta)
-    assert supports_padding_free(tiny_bert())
+    assert not supports_cpu_bert(roberta)
+    assert supports_cpu_bert(tiny_bert())

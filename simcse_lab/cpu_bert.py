@@ -1,0 +1,175 @@
+"""simcse_lab's own BERT forward for the CPU: the same function as `BertModel`, less work.
+
+Two savings, each exact (hidden states equal BertModel's; tests/test_cpu_bert.py):
+
+1. Padding-free. A batch of sentences is a (B, T) matrix cut at its longest sentence, so a random
+   batch of wiki sentences (mean 22 tokens, truncated at 32) is about one third padding; a batch of
+   the default training file (mean 13 tokens) more than half. Transformers runs every linear layer,
+   LayerNorm and GELU over those padding positions too. Here the real tokens are packed into one
+   (N, H) matrix first:
+
+       embeddings -> LayerNorm -> dropout                     on (N, H), N = number of real tokens
+       per layer:  Q, K, V projections                        on (N, H)
+                   attention                                  scattered back to (B, T, ...) for SDPA only
+                   output projection, FFN, LayerNorms, dropout on (N, H)
+
+   Attention is the only step that needs the (B, T) layout, and at T <= 32 it is a small share of
+   the work. Batches with little padding (`worth_packing`: `encode`'s length-sorted ones) keep every
+   position (the dense layout), where gathering and scattering would cost more than they save.
+
+2. [CLS]-only last layer. The cls and cls_before_pooler poolers read the last layer at position 0
+   only, so the last layer computes keys and values for every token but the query, attention
+   output, feed-forward and LayerNorms for the [CLS] row alone: of the last layer's six matrix
+   products, four run on one row per sentence. For the default 4-layer encoder that is a fifth of
+   the arithmetic of a forward pass (for BERT-base's 12 layers, 7%).
+
+The parameters are the backbone's own (nothing is copied; gradients flow into the HF module), so
+saving, loading and every other code path are unchanged. In training mode the dropout masks come
+from another sampler (uniform noise, not Bernoulli draws), so the same seed gives other masks with
+the same distribution.
+
+Used on the CPU, where the work saved is the time saved. On CUDA the transformers path is kept: the
+packed layout needs the token count on the host (a device sync per batch), and small batches are
+bound by kernel launches rather than arithmetic there.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["supports_cpu_bert", "worth_packing", "bert_hidden_states"]
+
+# Below this share of padding positions, packing and unpacking cost more than the padding it skips:
+# `encode` sorts sentences by length, so its batches are about 1% padding (4,096 wiki sentences, batch 64),
+# and there the dense layout is about 5% faster; a random training batch is 32% (wiki) to 60%
+# (the default wiki + WordNet file) padding.
+MIN_PADDING_SHARE = 0.1
+
+
+def supports_cpu_bert(backbone: nn.Module) -> bool:
+    """True for a plain BERT encoder (BertModel: BERT, MiniLM, the embedded default): absolute
+    positions, no decoder or cross-attention, no chunked feed-forward."""
+    config = getattr(backbone, "config", None)
+    if type(backbone).__name__ != "BertModel" or config is None:
+        return False
+    return (getattr(config, "position_embedding_type", "absolute") == "absolute"
+            and not getattr(config, "is_decoder", False)
+            and not getattr(config, "add_cross_attention", False)
+            and not getattr(config, "chunk_size_feed_forward", 0))
+
+
+def worth_packing(attention_mask: torch.Tensor) -> bool:
+    """True when at least MIN_PADDING_SHARE of the batch's positions are padding (call on a CPU tensor)."""
+    return float(attention_mask.sum()) <= (1.0 - MIN_PADDING_SHARE) * attention_mask.numel()
+
+
+def bert_hidden_states(backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                       token_type_ids: torch.Tensor | None = None, all_layers: bool = False,
+                       pack: bool = True, first_token_only: bool = False) -> tuple[torch.Tensor, ...]:
+    """BertModel's hidden states, (B, T, H) each: zeros at padding positions when packed, what BertModel
+    computes there in the dense layout.
+
+    Returns (last,) or, with all_layers, (embeddings, layer 1, ..., layer L) like `output_hidden_states`.
+    pack=False keeps every position of the (B, T) batch in the token matrix (for batches with little
+    padding, where packing costs more than it saves). first_token_only: the last layer computes the
+    state of position 0 only ([CLS]: its keys and values still come from every token), returned as
+    (B, 1, H); for the [CLS] poolers, which read nothing else. It needs a real token at position 0 of
+    every sentence (right padding).
+    """
+    if first_token_only and all_layers:
+        raise ValueError("first_token_only gives the last layer's [CLS] state only; all_layers asks for every state")
+    batch, width = input_ids.shape
+    real = attention_mask.bool()  # (B, T)
+    layout = TokenLayout(real, pack)
+
+    embeddings = backbone.embeddings
+    ids = layout.gather(input_ids.reshape(-1, 1)).squeeze(1)  # (N,)
+    types = torch.zeros_like(ids) if token_type_ids is None else layout.gather(token_type_ids.reshape(-1, 1)).squeeze(1)
+    h = embeddings.word_embeddings(ids) + embeddings.token_type_embeddings(types) + embeddings.position_embeddings(layout.columns)
+    h = dropout(embeddings.LayerNorm(h), embeddings.dropout)  # (N, H)
+
+    key_padding = real[:, None, None, :]  # (B, 1, 1, T): every sentence attends to its own tokens only
+    states = [h]
+    layers = list(backbone.encoder.layer)
+    for index, layer in enumerate(layers):
+        cls_only = first_token_only and index == len(layers) - 1
+        h = bert_layer(layer, h, layout, key_padding, query_rows=layout.first_rows() if cls_only else None)
+        states.append(h)
+    if first_token_only:
+        return (h.unsqueeze(1),)  # (B, 1, H)
+    return tuple(layout.unpack(s) for s in (states if all_layers else states[-1:]))
+
+
+class TokenLayout:
+    """Where the rows of the (N, H) token matrix sit in the (B, T) batch: its real tokens only
+    (packed), or every position (dense: N = B * T, no gathering or scattering)."""
+
+    def __init__(self, real: torch.Tensor, pack: bool):
+        self.real = real
+        self.batch, self.width = real.shape
+        # (N,) indices into B * T, or None for the dense layout
+        self.flat_positions = real.reshape(-1).nonzero().squeeze(1) if pack else None
+        flat = self.flat_positions if pack else torch.arange(self.batch * self.width, device=real.device)
+        self.columns = flat % self.width  # a token's column, as BertModel's default position_ids
+
+    def gather(self, padded: torch.Tensor) -> torch.Tensor:
+        """(B * T, C) -> (N, C)."""
+        return padded if self.flat_positions is None else padded[self.flat_positions]
+
+    def unpack(self, rows: torch.Tensor) -> torch.Tensor:
+        """(N, C) -> (B, T, C), zeros at the positions left out."""
+        if self.flat_positions is None:
+            return rows.view(self.batch, self.width, -1)
+        return unpack(rows, self.flat_positions, self.batch, self.width)
+
+    def first_rows(self) -> torch.Tensor:
+        """(B,) the row of each sentence's position 0 (which must be a real token)."""
+        if self.flat_positions is None:
+            return torch.arange(self.batch, device=self.real.device) * self.width
+        lengths = self.real.sum(1)
+        return lengths.cumsum(0) - lengths
+
+
+def bert_layer(layer: nn.Module, h: torch.Tensor, layout: TokenLayout, key_padding: torch.Tensor,
+               query_rows: torch.Tensor | None = None) -> torch.Tensor:
+    """One BertLayer on token rows h: (N, H) -> (N, H); with query_rows (B,), only those rows, one per
+    sentence: (B, H) (their keys and values still come from every token)."""
+    attention = layer.attention.self
+    heads, head_size = attention.num_attention_heads, attention.attention_head_size
+    batch, width = layout.batch, layout.width
+    k, v = (layout.unpack(projection(h)).view(batch, width, heads, head_size).transpose(1, 2)
+            for projection in (attention.key, attention.value))  # each (B, heads, T, d)
+    if query_rows is None:
+        q = layout.unpack(attention.query(h)).view(batch, width, heads, head_size).transpose(1, 2)
+    else:
+        h = h[query_rows]  # (B, H): the residual stream of the rows computed
+        q = attention.query(h).view(batch, 1, heads, head_size).transpose(1, 2)  # (B, heads, 1, d)
+    attention_dropout = attention.dropout.p if attention.training else 0.0
+    context = F.scaled_dot_product_attention(q, k, v, attn_mask=key_padding, dropout_p=attention_dropout, scale=attention.scaling)
+    context = context.transpose(1, 2).reshape(-1, heads * head_size)  # (B * T, H) or (B, H)
+    if query_rows is None:
+        context = layout.gather(context)  # (N, H)
+
+    out = layer.attention.output
+    h = out.LayerNorm(dropout(out.dense(context), out.dropout) + h)
+    ffn = layer.output
+    return ffn.LayerNorm(dropout(ffn.dense(layer.intermediate.intermediate_act_fn(layer.intermediate.dense(h))), ffn.dropout) + h)
+
+
+def dropout(x: torch.Tensor, module: nn.Dropout) -> torch.Tensor:
+    """`module(x)` with the same distribution (each element kept with probability 1 - p, scaled by
+    1 / (1 - p)), drawn from uniform noise: on the CPU twice as fast as the Bernoulli sampler
+    nn.Dropout uses, and dropout is a tenth of a small BERT's training step there."""
+    if not module.training or module.p == 0.0:
+        return x
+    keep = torch.rand_like(x) >= module.p
+    return x * keep * (1.0 / (1.0 - module.p))
+
+
+def unpack(packed: torch.Tensor, flat_positions: torch.Tensor, batch: int, width: int) -> torch.Tensor:
+    """(N, C) packed tokens -> (B, T, C) with zeros at padding positions."""
+    padded = packed.new_zeros(batch * width, packed.shape[-1])
+    padded = padded.index_copy(0, flat_positions, packed)
+    return padded.view(batch, width, -1)
