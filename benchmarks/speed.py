@@ -389,12 +389,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="sentence pooling of both libraries: mean (simcse_lab avg) or cls (simcse_lab cls_before_pooler)")
     parser.add_argument("--only", help="comma list of: simcse_lab, st, hand, encode, process")
     parser.add_argument("--compile", action="store_true", help="simcse_lab rows with torch_compile=True")
+    parser.add_argument("--compile_mode", default="default", help="with --compile: torch_compile_mode (e.g. reduce-overhead: CUDA graphs)")
     parser.add_argument("--batch_sizes", type=int, nargs="+", help="override the mode's batch sizes")
     parser.add_argument("--smoke", action="store_true", help="exercise the mode's code paths in seconds (small model, 2 steps; "
                         "falls back to the CPU): checks the script, measures nothing")
     parser.add_argument("--output", help="JSON path (default benchmarks/results/speed_<mode>.json)")
     args = parser.parse_args(argv)
-    args.simcse_overrides = {"torch_compile": True} if args.compile else {}
+    args.simcse_overrides = {"torch_compile": True, "torch_compile_mode": args.compile_mode} if args.compile else {}
     started = time.perf_counter()
     report = run_benchmark(args)
     report["seconds"] = round(time.perf_counter() - started, 1)

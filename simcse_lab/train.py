@@ -52,6 +52,10 @@ from .pooling import check_pooler
 
 OBJECTIVES = ("auto", "simcse", "sbert")
 ON_NONFINITE = ("stop", "skip")
+# torch.compile's modes. reduce-overhead replays each compiled graph as a CUDA graph (one per batch width, so at
+# most four at max_seq_length 32): the kernel launches of a step cost one replay, which is what a small batch on a
+# GPU is bound by. On a CPU it compiles as default.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -83,6 +87,7 @@ class TrainConfig:
     bf16: bool = False  # bf16 autocast (CUDA, or CPUs with bf16 support: about 2x faster on this 2-core CPU)
     fp16: bool = False  # fp16 autocast + grad scaling (CUDA only)
     torch_compile: bool = False  # torch.compile the encoder (dynamic=False; batch widths padded to a multiple of 8)
+    torch_compile_mode: str = "default"  # with torch_compile: default | reduce-overhead (CUDA graphs) | max-autotune | max-autotune-no-cudagraphs
     do_mlm: bool = False  # auxiliary MLM loss (paper: Appendix, hurts STS slightly)
     mlm_weight: float = 0.1  # lambda of the auxiliary MLM loss
     dropout: float | None = None  # override every dropout probability of the encoder (paper Table 3)
@@ -115,6 +120,10 @@ class TrainConfig:
             check_pooler(self.pooler_type)
         if self.augmentation not in AUGMENTATIONS:
             raise unknown_choice("augmentation", self.augmentation, AUGMENTATIONS)
+        if self.torch_compile_mode not in COMPILE_MODES:
+            raise unknown_choice("torch_compile_mode", self.torch_compile_mode, COMPILE_MODES)
+        if self.torch_compile_mode != "default" and not self.torch_compile:
+            raise SimCSELabError(f"torch_compile_mode {self.torch_compile_mode!r} needs torch_compile on (--torch_compile)")
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -194,7 +203,7 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
     objective.scale_loss = scaler.scale
     model = dist.wrap(encoder)
     if config.torch_compile:
-        model = torch.compile(model, dynamic=False)
+        model = torch.compile(model, dynamic=False, mode=config.torch_compile_mode)
 
     output_dir.mkdir(parents=True, exist_ok=True)  # only now: a bad setting, model or train file leaves nothing behind
     state = TrainState(config=config, max_steps=max_steps)

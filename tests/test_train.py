@@ -110,3 +110,21 @@ def test_sbert_objective_defaults_to_avg_pooling_and_saves_its_head(tiny_model_d
     assert SimCSEEncoder.from_pretrained(result.output_dir).pooler == "avg"
     head = SBERTHead.load(result.output_dir)
     assert tuple(head.linear.weight.shape) == (3, 3 * 32)  # (u, v, |u-v|) of the tiny BERT's 32 dims -> 3 labels
+
+
+def test_torch_compile_gets_the_mode_and_static_shapes(tiny_model_dir, wiki_file, tmp_path, monkeypatch):
+    """--torch_compile_mode reaches torch.compile (reduce-overhead: CUDA graphs on a GPU); the run trains on."""
+    import torch
+
+    calls = []
+
+    def record_compile(model, **kwargs):
+        calls.append(kwargs)
+        return model  # eager: compiling takes minutes on this CPU, and the mode matters on a GPU only
+
+    monkeypatch.setattr(torch, "compile", record_compile)
+    result = train(TrainConfig(model_name_or_path=str(tiny_model_dir), train_file=str(wiki_file), output_dir=str(tmp_path / "out"),
+                               per_device_train_batch_size=8, max_steps=2, eval_steps=0, torch_compile=True,
+                               torch_compile_mode="reduce-overhead", device="cpu", show_progress=False))
+    assert calls == [{"dynamic": False, "mode": "reduce-overhead"}]
+    assert result.steps == 2
