@@ -43,7 +43,7 @@ __all__ = ["supports_cpu_bert", "worth_packing", "bert_hidden_states"]
 
 # Below this share of padding positions, packing and unpacking cost more than the padding it skips:
 # `encode` sorts sentences by length, so its batches are about 1% padding (4,096 wiki sentences, batch 64),
-# and there the dense layout is about 5% faster; a random training batch is 32% (wiki) to 60%
+# and there the dense layout (as fast as the transformers forward) is about 5% faster; a random training batch is 32% (wiki) to 60%
 # (the default wiki + WordNet file) padding.
 MIN_PADDING_SHARE = 0.1
 
@@ -85,8 +85,8 @@ def bert_hidden_states(backbone: nn.Module, input_ids: torch.Tensor, attention_m
     layout = TokenLayout(real, pack)
 
     embeddings = backbone.embeddings
-    ids = layout.gather(input_ids.reshape(-1, 1)).squeeze(1)  # (N,)
-    types = torch.zeros_like(ids) if token_type_ids is None else layout.gather(token_type_ids.reshape(-1, 1)).squeeze(1)
+    ids = layout.gather(input_ids.reshape(-1))  # (N,)
+    types = torch.zeros_like(ids) if token_type_ids is None else layout.gather(token_type_ids.reshape(-1))
     h = embeddings.word_embeddings(ids) + embeddings.token_type_embeddings(types) + embeddings.position_embeddings(layout.columns)
     h = dropout(embeddings.LayerNorm(h), embeddings.dropout)  # (N, H)
 
@@ -115,14 +115,15 @@ class TokenLayout:
         self.columns = flat % self.width  # a token's column, as BertModel's default position_ids
 
     def gather(self, padded: torch.Tensor) -> torch.Tensor:
-        """(B * T, C) -> (N, C)."""
+        """(B * T, ...) -> (N, ...)."""
         return padded if self.flat_positions is None else padded[self.flat_positions]
 
     def unpack(self, rows: torch.Tensor) -> torch.Tensor:
         """(N, C) -> (B, T, C), zeros at the positions left out."""
         if self.flat_positions is None:
             return rows.view(self.batch, self.width, -1)
-        return unpack(rows, self.flat_positions, self.batch, self.width)
+        padded = rows.new_zeros(self.batch * self.width, rows.shape[-1]).index_copy(0, self.flat_positions, rows)
+        return padded.view(self.batch, self.width, -1)
 
     def first_rows(self) -> torch.Tensor:
         """(B,) the row of each sentence's position 0 (which must be a real token)."""
@@ -167,9 +168,3 @@ def dropout(x: torch.Tensor, module: nn.Dropout) -> torch.Tensor:
     keep = torch.rand_like(x) >= module.p
     return x * keep * (1.0 / (1.0 - module.p))
 
-
-def unpack(packed: torch.Tensor, flat_positions: torch.Tensor, batch: int, width: int) -> torch.Tensor:
-    """(N, C) packed tokens -> (B, T, C) with zeros at padding positions."""
-    padded = packed.new_zeros(batch * width, packed.shape[-1])
-    padded = padded.index_copy(0, flat_positions, packed)
-    return padded.view(batch, width, -1)
