@@ -23,6 +23,12 @@ Two savings, each exact (hidden states equal BertModel's; tests/test_cpu_bert.py
    products, four run on one row per sentence. For the default 4-layer encoder that is a fifth of
    the arithmetic of a forward pass (for BERT-base's 12 layers, 7%).
 
+3. oneDNN matrix products. The linear layers call oneDNN's matmul (the library inside torch that its
+   compiler uses on CPUs) instead of torch's default BLAS: on the AMD EPYC CPU this project runs on, the
+   default (MKL) runs fp32 products at about 200 GFLOP/s, oneDNN's AVX-512 kernels at 360-450
+   (benchmarks/encode_ceiling.py). The same fp32 products, summed in another order. Under bf16
+   autocast, and where torch has no oneDNN, torch's own linear runs.
+
 The parameters are the backbone's own (nothing is copied; gradients flow into the HF module), so
 saving, loading and every other code path are unchanged. In training mode the dropout masks come
 from another sampler (uniform noise, not Bernoulli draws), so the same seed gives other masks with
@@ -34,6 +40,8 @@ bound by kernel launches rather than arithmetic there.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -140,13 +148,13 @@ def bert_layer(layer: nn.Module, h: torch.Tensor, layout: TokenLayout, key_paddi
     attention = layer.attention.self
     heads, head_size = attention.num_attention_heads, attention.attention_head_size
     batch, width = layout.batch, layout.width
-    k, v = (layout.unpack(projection(h)).view(batch, width, heads, head_size).transpose(1, 2)
+    k, v = (layout.unpack(linear(h, projection)).view(batch, width, heads, head_size).transpose(1, 2)
             for projection in (attention.key, attention.value))  # each (B, heads, T, d)
     if query_rows is None:
-        q = layout.unpack(attention.query(h)).view(batch, width, heads, head_size).transpose(1, 2)
+        q = layout.unpack(linear(h, attention.query)).view(batch, width, heads, head_size).transpose(1, 2)
     else:
         h = h[query_rows]  # (B, H): the residual stream of the rows computed
-        q = attention.query(h).view(batch, 1, heads, head_size).transpose(1, 2)  # (B, heads, 1, d)
+        q = linear(h, attention.query).view(batch, 1, heads, head_size).transpose(1, 2)  # (B, heads, 1, d)
     attention_dropout = attention.dropout.p if attention.training else 0.0
     context = F.scaled_dot_product_attention(q, k, v, attn_mask=key_padding, dropout_p=attention_dropout, scale=attention.scaling)
     context = context.transpose(1, 2).reshape(-1, heads * head_size)  # (B * T, H) or (B, H)
@@ -154,9 +162,62 @@ def bert_layer(layer: nn.Module, h: torch.Tensor, layout: TokenLayout, key_paddi
         context = layout.gather(context)  # (N, H)
 
     out = layer.attention.output
-    h = out.LayerNorm(dropout(out.dense(context), out.dropout) + h)
+    h = out.LayerNorm(dropout(linear(context, out.dense), out.dropout) + h)
     ffn = layer.output
-    return ffn.LayerNorm(dropout(ffn.dense(layer.intermediate.intermediate_act_fn(layer.intermediate.dense(h))), ffn.dropout) + h)
+    up = layer.intermediate.intermediate_act_fn(linear(h, layer.intermediate.dense))
+    return ffn.LayerNorm(dropout(linear(up, ffn.dense), ffn.dropout) + h)
+
+
+def linear(x: torch.Tensor, module: nn.Linear) -> torch.Tensor:
+    """`module(x)` for 2-D x: through oneDNN for fp32 when it is there and USE_ONEDNN is on."""
+    if not (USE_ONEDNN and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu") and onednn_available()):
+        return F.linear(x, module.weight, module.bias)
+    if torch.is_grad_enabled() and (x.requires_grad or module.weight.requires_grad):
+        return OneDnnLinear.apply(x, module.weight, module.bias)
+    return matmul_transposed(x, module.weight, module.bias)
+
+
+# Set False to run the linear layers with torch's default BLAS (for comparisons).
+USE_ONEDNN = True
+
+
+def matmul_transposed(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """a @ b.T (+ bias) by oneDNN: a (M, K), b (N, K), either may be a transposed view."""
+    return torch.ops.mkldnn._linear_pointwise(a, b, bias, "none", [], "")
+
+
+@functools.cache
+def onednn_available() -> bool:
+    """Whether this torch has oneDNN's linear and it agrees with F.linear in fp32 (checked once, whatever
+    autocast or grad mode the first caller is in)."""
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+        return False
+    generator = torch.Generator().manual_seed(0)
+    a, b, bias = (torch.randn(shape, generator=generator) for shape in ((5, 8), (3, 8), (3,)))
+    try:
+        with torch.autocast("cpu", enabled=False), torch.no_grad():
+            return torch.allclose(matmul_transposed(a, b, bias), F.linear(a, b, bias), atol=1e-5)
+    except RuntimeError:
+        return False
+
+
+class OneDnnLinear(torch.autograd.Function):
+    """F.linear with its three products (forward, input gradient, weight gradient) by oneDNN."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return matmul_transposed(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_x = matmul_transposed(grad, weight.t()) if ctx.needs_input_grad[0] else None  # (M, N) @ (N, K)
+        grad_weight = matmul_transposed(grad.t(), x.t()) if ctx.needs_input_grad[1] else None  # (N, M) @ (M, K)
+        grad_bias = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias
 
 
 def dropout(x: torch.Tensor, module: nn.Dropout) -> torch.Tensor:

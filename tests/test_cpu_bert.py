@@ -6,6 +6,7 @@ import torch
 from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 
 from simcse_lab import SimCSEEncoder
+from simcse_lab import cpu_bert
 from simcse_lab.cpu_bert import MIN_PADDING_SHARE, bert_hidden_states, dropout, supports_cpu_bert, worth_packing
 
 
@@ -178,3 +179,54 @@ def test_other_architectures_keep_the_transformers_forward():
                                          intermediate_size=64, max_position_embeddings=40))
     assert not supports_cpu_bert(roberta)
     assert supports_cpu_bert(tiny_bert())
+
+
+needs_onednn = pytest.mark.skipif(not cpu_bert.onednn_available(), reason="this torch has no oneDNN linear")
+
+
+@needs_onednn
+@pytest.mark.parametrize("bias", [True, False])
+def test_onednn_linear_equals_f_linear_in_values_and_gradients(bias, monkeypatch):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(37, 24, generator=generator)
+    module = torch.nn.Linear(24, 40, bias=bias)
+    grad_out = torch.randn(40, 37, generator=generator).t()  # a transposed, non-contiguous upstream gradient
+    results = []
+    for use_onednn in (False, True):
+        module.zero_grad()
+        inputs = x.clone().requires_grad_()
+        monkeypatch.setattr(cpu_bert, "USE_ONEDNN", use_onednn)
+        out = cpu_bert.linear(inputs, module)
+        out.backward(grad_out)
+        results.append((out.detach(), inputs.grad, module.weight.grad.clone(), None if module.bias is None else module.bias.grad.clone()))
+    for reference, ours in zip(*results):
+        assert (reference is None) == (ours is None)
+        if reference is not None:
+            assert torch.allclose(ours, reference, atol=1e-5, rtol=1e-5)
+
+
+@needs_onednn
+def test_onednn_runs_the_products_of_the_cpu_forward_and_autocast_keeps_torch_linear(monkeypatch):
+    calls = []
+    real = cpu_bert.matmul_transposed
+    monkeypatch.setattr(cpu_bert, "matmul_transposed", lambda *args: calls.append(args[0].shape) or real(*args))
+    model = tiny_bert().eval()
+    ids, mask = ragged_batch([7, 3, 12])
+    with torch.no_grad():
+        bert_hidden_states(model, ids, mask)
+        assert len(calls) == 3 * 6  # 3 layers x (Q, K, V, attention output, FFN up, FFN down)
+        calls.clear()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bert_hidden_states(model, ids, mask)
+            products = cpu_bert.linear(torch.randn(4, 32), model.encoder.layer[0].intermediate.dense)
+    assert calls == [] and products.dtype == torch.bfloat16  # autocast's bf16 linear, not oneDNN's fp32 one
+
+
+
+@needs_onednn
+def test_onednn_check_gives_the_same_answer_when_first_asked_under_bf16_autocast():
+    """The check runs once; a first call from a bf16 training step must not switch oneDNN off for good."""
+    cpu_bert.onednn_available.cache_clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert cpu_bert.onednn_available()
+    assert cpu_bert.onednn_available()
