@@ -95,8 +95,9 @@ def test_two_ranks_equal_one_process_on_the_concatenated_batch(tiny_model_dir, t
 
 def run_train(args: list[str], command: list[str], cwd: Path) -> list[float]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    subprocess.run([*command, "-m", "simcse_lab", "train", *args], check=True, cwd=cwd, env=env, timeout=300,
-                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    done = subprocess.run([*command, "-m", "simcse_lab", "train", *args], cwd=cwd, env=env, timeout=300,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert done.returncode == 0, f"{' '.join(command[:6])} ... exited with {done.returncode}:\n{done.stdout[-4000:]}"
     output_dir = Path(args[args.index("--output_dir") + 1])
     return [record["loss"] for record in json.loads((output_dir / "history.json").read_text())]
 
