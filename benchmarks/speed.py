@@ -169,7 +169,7 @@ def st_trainer(model_dir, sentences, device, batch, max_steps, bf16, output_dir,
                                       loss=MultipleNegativesRankingLoss(model, scale=20.0), callbacks=list(callbacks))
 
 
-def train_st_trainer(model_dir, sentences, device, batch, warmup, steps, bf16, workdir, pooler) -> dict:
+def train_st_trainer(model_dir, sentences, device, batch, warmup, steps, bf16, workdir) -> dict:
     from transformers import TrainerCallback
 
     times = {}
@@ -186,7 +186,7 @@ def train_st_trainer(model_dir, sentences, device, batch, warmup, steps, bf16, w
     return {"sent_per_s": batch * steps / (times[warmup + steps] - times[warmup]), "peak_gib": peak_memory_gib(device)}
 
 
-def train_hand_loop(model_dir, sentences, device, batch, warmup, steps, bf16, workdir, pooler) -> dict:
+def train_hand_loop(model_dir, sentences, device, batch, warmup, steps, bf16, workdir) -> dict:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
@@ -333,9 +333,9 @@ def run_benchmark(args) -> dict:
     for dtype in dtypes:
         bf16 = dtype == "bf16"
         for batch in plan["batch_sizes"]:
-            kwargs = dict(device=device, batch=batch, warmup=plan["warmup"], steps=plan["steps"], bf16=bf16, workdir=workdir, pooler=pooler)
+            kwargs = dict(device=device, batch=batch, warmup=plan["warmup"], steps=plan["steps"], bf16=bf16, workdir=workdir)
             ours = None
-            for name, run in (("train simcse_lab", lambda: train_simcse_lab(model_dir, train_file, **kwargs, **args.simcse_overrides)),
+            for name, run in (("train simcse_lab", lambda: train_simcse_lab(model_dir, train_file, **kwargs, pooler=pooler, **args.simcse_overrides)),
                               ("train st Trainer + MNRL", lambda: train_st_trainer(model_dir, sentences, **kwargs)),
                               ("train hand loop + MNRL", lambda: train_hand_loop(model_dir, sentences, **kwargs))):
                 if only and name.split()[1] not in only:
@@ -352,7 +352,8 @@ def run_benchmark(args) -> dict:
                 report["rows"].append(row)
                 print(f"  {row['name']:<44} {dtype:<6} {row['sent_per_s']:10.0f} sent/s  x{row['ratio']:.2f}", flush=True)
             if args.mode == "gpu" and batch >= 512 and (not only or "simcse_lab" in only):
-                result = train_simcse_lab(model_dir, train_file, **kwargs, gradient_cache_chunk_size=128, **args.simcse_overrides)
+                result = train_simcse_lab(model_dir, train_file, **kwargs, pooler=pooler, gradient_cache_chunk_size=128,
+                                          **args.simcse_overrides)
                 report["rows"].append({"name": f"train simcse_lab cached, chunk 128 (batch {batch})", "dtype": dtype, **result,
                                        "ratio": None})
         if not only or "encode" in only:
