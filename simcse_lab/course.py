@@ -102,7 +102,8 @@ def course_environment(mode: str, output_dir: Path) -> dict[str, str]:
 
 
 def current_python_kernel_manager():
-    """A KernelManager that starts ipykernel with this very Python (sys.executable)."""
+    """A KernelManager that starts ipykernel with this very Python (sys.executable), and whose clients
+    wait for messages in short polls (`repolling_kernel_client`)."""
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager  # noqa: PLC0415
     from jupyter_client.manager import AsyncKernelManager  # noqa: PLC0415
 
@@ -113,7 +114,54 @@ def current_python_kernel_manager():
         def get_kernel_spec(self, kernel_name):
             return spec
 
-    return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=ThisPython())
+    manager = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=ThisPython())
+    manager.client_factory = repolling_kernel_client()
+    return manager
+
+
+# The longest a message that has arrived can go unnoticed (seconds): see repolling_channel.
+POLL_SLICE_S = 1.0
+
+
+def repolling_channel():
+    """jupyter_client's asyncio channel, waiting in polls of POLL_SLICE_S up to the caller's timeout.
+
+    A zmq.asyncio poll can miss the wake-up of a message that is already on the socket (the socket's
+    file descriptor is edge-triggered, and a send on the same socket can consume the edge; cf.
+    ipython/ipykernel#1529, jupyter/nbclient#312). The wait then lasts the whole timeout: in CI a smoke
+    notebook stopped for exactly its 600 s cell timeout after a cell with an ipywidgets `interact`,
+    kernel and client both idle, and went on when the poll's final check found the reply. Each poll
+    here ends with that check, so a missed wake-up costs at most POLL_SLICE_S."""
+    from queue import Empty  # noqa: PLC0415
+
+    from jupyter_client.channels import AsyncZMQSocketChannel  # noqa: PLC0415
+
+    class RepollingChannel(AsyncZMQSocketChannel):
+        async def get_msg(self, timeout: float | None = None):
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                left = POLL_SLICE_S if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    return await super().get_msg(timeout=min(POLL_SLICE_S, left))
+                except Empty:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+
+    return RepollingChannel
+
+
+def repolling_kernel_client():
+    """AsyncKernelClient whose shell and iopub channels are `repolling_channel`s."""
+    from jupyter_client.asynchronous import AsyncKernelClient  # noqa: PLC0415
+    from traitlets import Type  # noqa: PLC0415
+
+    channel = repolling_channel()
+
+    class RepollingKernelClient(AsyncKernelClient):
+        shell_channel_class = Type(channel)
+        iopub_channel_class = Type(channel)
+
+    return RepollingKernelClient
 
 
 def execute_notebook(source: Path, target: Path, env: dict[str, str], cwd: Path, timeout: int | None):

@@ -7,10 +7,12 @@ Regenerate the committed .ipynb files from the .py sources (outputs stripped) wi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
 from pathlib import Path
+from queue import Empty
 
 import pytest
 
@@ -85,3 +87,60 @@ def test_notebook_runs_in_smoke_mode(name, course_dir):
     assert all(path.is_file() for path in run.figures)
     print(f"{name}: {seconds:.0f}s in smoke mode")
     assert seconds < SMOKE_BUDGET_S * 2, f"{name} took {seconds:.0f}s in smoke mode (budget {SMOKE_BUDGET_S}s); keep smoke sizes tiny"
+
+
+# --------------------------------------------------------------------------- the kernel client's polling
+
+
+def fake_channel(monkeypatch, ready_on_call: int | None):
+    """A repolling channel over a base get_msg that sleeps out each timeout it is given and has a message
+    only from call number ready_on_call on (None: never), as a poll that missed its wake-up would."""
+    import asyncio
+
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    from simcse_lab import course
+
+    timeouts = []
+
+    async def base_get_msg(self, timeout=None):
+        timeouts.append(timeout)
+        if ready_on_call is not None and len(timeouts) >= ready_on_call:
+            return {"msg_type": "execute_reply"}
+        await asyncio.sleep(timeout)
+        raise Empty
+
+    monkeypatch.setattr(AsyncZMQSocketChannel, "get_msg", base_get_msg)
+    monkeypatch.setattr(course, "POLL_SLICE_S", 0.01)
+    channel_class = course.repolling_channel()
+    return channel_class.__new__(channel_class), timeouts  # get_msg needs no socket here
+
+
+def test_a_message_a_poll_missed_is_found_within_one_slice_not_at_the_timeout(monkeypatch):
+    channel, timeouts = fake_channel(monkeypatch, ready_on_call=3)
+    started = time.monotonic()
+    message = asyncio.run(channel.get_msg(timeout=600))
+    assert message == {"msg_type": "execute_reply"}
+    assert len(timeouts) == 3 and max(timeouts) <= 0.01
+    assert time.monotonic() - started < 5
+
+
+def test_repolling_still_times_out_and_waits_forever_without_a_timeout(monkeypatch):
+    channel, timeouts = fake_channel(monkeypatch, ready_on_call=None)
+    started = time.monotonic()
+    with pytest.raises(Empty):
+        asyncio.run(channel.get_msg(timeout=0.05))
+    assert 0.05 <= time.monotonic() - started < 2
+    assert all(t <= 0.01 for t in timeouts)
+    with pytest.raises(asyncio.TimeoutError):  # timeout=None polls on, slice after slice, until cancelled
+        asyncio.run(asyncio.wait_for(channel.get_msg(timeout=None), 0.1))
+
+
+def test_course_kernels_get_repolling_shell_and_iopub_channels():
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    from simcse_lab.course import current_python_kernel_manager
+
+    client = current_python_kernel_manager().client_factory()
+    for channel_class in (client.shell_channel_class, client.iopub_channel_class):
+        assert issubclass(channel_class, AsyncZMQSocketChannel) and channel_class.__name__ == "RepollingChannel"
