@@ -8,6 +8,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .tokenization import token_matrix
+
 
 @dataclass
 class TokenizedColumn:
@@ -17,21 +19,9 @@ class TokenizedColumn:
     lengths: np.ndarray
 
     @classmethod
-    def from_sentences(cls, tokenizer, sentences: Sequence[str], max_length: int, chunk: int = 10_000) -> "TokenizedColumn":
-        pad = tokenizer.pad_token_id
-        ids = np.full((len(sentences), max_length), pad or 0, dtype=np.int32)
-        lengths = np.zeros(len(sentences), dtype=np.int32)
-        for start in range(0, len(sentences), chunk):
-            part = list(sentences[start : start + chunk])
-            if pad is not None and tokenizer.padding_side == "right":  # the tokenizer pads into arrays: no loop over rows
-                encoded = tokenizer(part, truncation=True, max_length=max_length, padding="max_length", return_tensors="np")
-                ids[start : start + len(part)] = encoded["input_ids"]
-                lengths[start : start + len(part)] = encoded["attention_mask"].sum(1)
-                continue
-            for row, tokens in enumerate(tokenizer(part, truncation=True, max_length=max_length)["input_ids"], start=start):
-                ids[row, : len(tokens)] = tokens
-                lengths[row] = len(tokens)
-        return cls(ids, lengths)
+    def from_sentences(cls, tokenizer, sentences: Sequence[str], max_length: int) -> "TokenizedColumn":
+        """Tokenise (truncating at max_length tokens) into a right-padded matrix; see simcse_lab.tokenization."""
+        return cls(*token_matrix(tokenizer, sentences, max_length))
 
     def __len__(self) -> int:
         return len(self.lengths)

@@ -5,6 +5,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from simcse_lab import tokenization
 from simcse_lab.batches import TokenizedColumn, collate
 
 SENTENCES = ["a man plays the guitar", "two", "the dog runs in the park and the man plays the guitar with a red car", "",
@@ -14,15 +15,16 @@ SENTENCES = ["a man plays the guitar", "two", "the dog runs in the park and the 
 @pytest.fixture(params=["right padding", "without pad token", "left padding"])
 def tokenizer(request, tiny_model_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    if request.param == "without pad token":  # the row-by-row path
+    if request.param == "without pad token":  # padded with 0
         tokenizer.pad_token = None
-    if request.param == "left padding":  # also row by row: columns are right-padded whatever the tokenizer says
+    if request.param == "left padding":  # columns are right-padded whatever the tokenizer says
         tokenizer.padding_side = "left"
     return tokenizer
 
 
-def test_column_holds_each_sentences_tokens_truncated_then_padding(tokenizer):
-    column = TokenizedColumn.from_sentences(tokenizer, SENTENCES, max_length=8, chunk=2)  # chunks of 2: the seams too
+def test_column_holds_each_sentences_tokens_truncated_then_padding(tokenizer, monkeypatch):
+    monkeypatch.setattr(tokenization, "PIECE", 2)  # pieces of 2 sentences in threads: the seams too
+    column = TokenizedColumn.from_sentences(tokenizer, SENTENCES, max_length=8)
     assert column.ids.shape == (len(SENTENCES), 8) and column.ids.dtype == np.int32
     for row, sentence in enumerate(SENTENCES):
         expected = tokenizer(sentence, truncation=True, max_length=8)["input_ids"]
