@@ -19,7 +19,7 @@ ones at about twice that, so the bound with MKL (x1.45-1.51) is no bound for sim
 for mean pooling (the model is saved with avg pooling =
 sentence-transformers' mean Pooling), which reads every token of the last layer. With [CLS] pooling
 the last layer needs the [CLS] row only, less work than this bound counts: simcse_lab does that
-(simcse_lab/cpu_bert.py), and `benchmarks/speed.py --pooling cls` times it.
+(simcse_lab/bert_forward.py), and `benchmarks/speed.py --pooling cls` times it.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import build_model, find_data_dir, load_sentences, load_tokenizer  # noqa: E402
-from simcse_lab.cpu_bert import matmul_transposed, onednn_available  # noqa: E402
+from simcse_lab.bert_forward import matmul_transposed, onednn_available  # noqa: E402
 
 
 def unavoidable_work(batches: list[tuple[int, int]], hidden: int, intermediate: int, layers: int, heads: int,

@@ -16,6 +16,8 @@ Rows, all in one process on one device, same batch size, same dtype per row:
                            temperature 0.05), (anchor, positive) = (sentence, the same sentence);
 - train hand loop:         SentenceTransformer + MNRL + AdamW, tokenising each batch, no Trainer;
 - encode simcse_lab / st:  SimCSEEncoder.encode vs SentenceTransformer.encode.
+`--bert_forward auto own` (GPU mode's default) adds simcse_lab rows with the encoder's own BERT forward
+(SimCSEEncoder.bert_forward "own": no host syncs) beside the default (on a GPU, transformers' forward).
 CPU mode also times whole processes, 100 steps each: `python -m simcse_lab train ... --max_steps 100
 --eval_steps 0` vs `python benchmarks/speed.py st-train` (a SentenceTransformerTrainer script).
 
@@ -28,6 +30,7 @@ are simcse_lab / the other row.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -214,7 +217,8 @@ def train_hand_loop(model_dir, sentences, device, batch, warmup, steps, bf16, wo
 
 
 # ---------------------------------------------------------------------- encode rows
-def encode_rows(model_dir, sentences, device, batch, bf16_st: bool, repeats: int) -> dict:
+def encode_rows(model_dir, sentences, device, batch, bf16_st: bool, repeats: int, bert_forwards=("auto",)) -> dict:
+    """simcse_lab (one row per bert_forward: "simcse_lab", then "simcse_lab <choice>") and sentence-transformers."""
     from sentence_transformers import SentenceTransformer
 
     from simcse_lab import SimCSEEncoder
@@ -223,15 +227,17 @@ def encode_rows(model_dir, sentences, device, batch, bf16_st: bool, repeats: int
     theirs = SentenceTransformer(str(model_dir), device=device)
     if bf16_st:
         theirs.to(torch.bfloat16)
-    runs = {
-        "simcse_lab": lambda: ours.encode(sentences, batch_size=batch, max_length=32, show_progress=False),
-        "st": lambda: theirs.encode(sentences, batch_size=batch, convert_to_tensor=True, show_progress_bar=False),
-    }
+
+    def encode_ours(choice, texts):
+        ours.bert_forward = choice
+        return ours.encode(texts, batch_size=batch, max_length=32, show_progress=False)
+
+    runs = {simcse_lab_row(i, choice): (lambda texts, choice=choice: encode_ours(choice, texts)) for i, choice in enumerate(bert_forwards)}
+    runs["st"] = lambda texts: theirs.encode(texts, batch_size=batch, convert_to_tensor=True, show_progress_bar=False)
     results, outputs = {}, {}
-    for name, run in runs.items():
-        run_warm = sentences[: batch * 4]
-        (ours.encode(run_warm, batch_size=batch, max_length=32) if name == "simcse_lab"
-         else theirs.encode(run_warm, batch_size=batch, show_progress_bar=False))
+    for name, encode in runs.items():
+        run = functools.partial(encode, sentences)
+        encode(sentences[: batch * 4])  # warm-up
         reset_memory(device)
         best = float("inf")
         for _ in range(repeats):
@@ -241,9 +247,15 @@ def encode_rows(model_dir, sentences, device, batch, bf16_st: bool, repeats: int
             sync(device)
             best = min(best, time.perf_counter() - started)
         results[name] = {"sent_per_s": len(sentences) / best, "peak_gib": peak_memory_gib(device)}
-    a, b = outputs["simcse_lab"].float().cpu(), outputs["st"].float().cpu()
-    results["agreement_min_cosine"] = float(torch.nn.functional.cosine_similarity(a, b).min())
+    theirs_out = outputs["st"].float().cpu()
+    results["agreement_min_cosine"] = min(float(torch.nn.functional.cosine_similarity(outputs[name].float().cpu(), theirs_out).min())
+                                          for name in outputs if name != "st")
     return results
+
+
+def simcse_lab_row(index: int, bert_forward: str) -> str:
+    """The first simcse_lab row is "simcse_lab" (the ratios' reference); more bert_forward choices add rows."""
+    return "simcse_lab" if index == 0 else f"simcse_lab {bert_forward} forward"
 
 
 # ---------------------------------------------------------------------- whole processes (CPU goal)
@@ -335,7 +347,10 @@ def run_benchmark(args) -> dict:
         for batch in plan["batch_sizes"]:
             kwargs = dict(device=device, batch=batch, warmup=plan["warmup"], steps=plan["steps"], bf16=bf16, workdir=workdir)
             ours = None
-            for name, run in (("train simcse_lab", lambda: train_simcse_lab(model_dir, train_file, **kwargs, pooler=pooler, **args.simcse_overrides)),
+            simcse_lab_runs = [("train " + simcse_lab_row(i, choice), functools.partial(
+                train_simcse_lab, model_dir, train_file, **kwargs, pooler=pooler, bert_forward=choice, **args.simcse_overrides))
+                for i, choice in enumerate(args.bert_forward)]
+            for name, run in (*simcse_lab_runs,
                               ("train st Trainer + MNRL", lambda: train_st_trainer(model_dir, sentences, **kwargs)),
                               ("train hand loop + MNRL", lambda: train_hand_loop(model_dir, sentences, **kwargs))):
                 if only and name.split()[1] not in only:
@@ -353,16 +368,17 @@ def run_benchmark(args) -> dict:
                 print(f"  {row['name']:<44} {dtype:<6} {row['sent_per_s']:10.0f} sent/s  x{row['ratio']:.2f}", flush=True)
             if args.mode == "gpu" and batch >= 512 and (not only or "simcse_lab" in only):
                 result = train_simcse_lab(model_dir, train_file, **kwargs, pooler=pooler, gradient_cache_chunk_size=128,
-                                          **args.simcse_overrides)
+                                          bert_forward=args.bert_forward[0], **args.simcse_overrides)
                 report["rows"].append({"name": f"train simcse_lab cached, chunk 128 (batch {batch})", "dtype": dtype, **result,
                                        "ratio": None})
         if not only or "encode" in only:
             batch = max(plan["batch_sizes"])
             encoded = encode_rows(model_dir, sentences[: plan["encode_n"]], device, batch, bf16_st=bf16 and device == "cuda",
-                                  repeats=1 if args.mode == "cpu" else 3)
+                                  repeats=1 if args.mode == "cpu" else 2, bert_forwards=args.bert_forward)
             st_dtype = "bf16" if (bf16 and device == "cuda") else "fp32"
             our_dtype = "bf16" if device == "cuda" else "fp32"  # SimCSEEncoder.encode: bf16 autocast on CUDA, fp32 on CPU
-            for name, key, kind in (("encode simcse_lab", "simcse_lab", our_dtype), ("encode st", "st", st_dtype)):
+            keys = [simcse_lab_row(i, choice) for i, choice in enumerate(args.bert_forward)]
+            for name, key, kind in (*((f"encode {key}", key, our_dtype) for key in keys), ("encode st", "st", st_dtype)):
                 report["rows"].append({"name": f"{name} (batch {batch})", "dtype": kind, **encoded[key],
                                        "ratio": encoded["simcse_lab"]["sent_per_s"] / encoded[key]["sent_per_s"]})
             report["encode_agreement_min_cosine"] = encoded["agreement_min_cosine"]
@@ -392,10 +408,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compile", action="store_true", help="simcse_lab rows with torch_compile=True")
     parser.add_argument("--compile_mode", default="default", help="with --compile: torch_compile_mode (e.g. reduce-overhead: CUDA graphs)")
     parser.add_argument("--batch_sizes", type=int, nargs="+", help="override the mode's batch sizes")
+    parser.add_argument("--bert_forward", nargs="+", choices=["auto", "own", "transformers"],
+                        help="simcse_lab rows, one per choice (SimCSEEncoder.bert_forward); the first is the ratios' reference "
+                             "(default: auto; GPU mode: auto own, transformers' BERT forward and simcse_lab's)")
     parser.add_argument("--smoke", action="store_true", help="exercise the mode's code paths in seconds (small model, 2 steps; "
                         "falls back to the CPU): checks the script, measures nothing")
     parser.add_argument("--output", help="JSON path (default benchmarks/results/speed_<mode>.json)")
     args = parser.parse_args(argv)
+    args.bert_forward = args.bert_forward or (["auto", "own"] if args.mode == "gpu" else ["auto"])
     args.simcse_overrides = {"torch_compile": True, "torch_compile_mode": args.compile_mode} if args.compile else {}
     started = time.perf_counter()
     report = run_benchmark(args)

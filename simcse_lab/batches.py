@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +26,28 @@ class TokenizedColumn:
 
     def __len__(self) -> int:
         return len(self.lengths)
+
+
+def tokenized_slabs(tokenizer, sentences: Sequence[str], slab: int, max_length: int,
+                    prefetch: bool = False) -> Iterator[tuple[int, TokenizedColumn]]:
+    """(start, column) for each slab of `slab` sentences. prefetch: the next slab is tokenised in a background
+    thread while the caller works on this one (for a GPU, which then never waits on the tokenizer)."""
+    starts = range(0, len(sentences), slab)
+
+    def tokenize(start: int) -> TokenizedColumn:
+        return TokenizedColumn.from_sentences(tokenizer, sentences[start : start + slab], max_length)
+
+    if not prefetch:
+        for start in starts:
+            yield start, tokenize(start)
+        return
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(tokenize, starts[0]) if starts else None
+        for index, start in enumerate(starts):
+            column = pending.result()
+            if index + 1 < len(starts):
+                pending = pool.submit(tokenize, starts[index + 1])
+            yield start, column
 
 
 def collate(columns: Sequence[TokenizedColumn], rows: np.ndarray, multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -32,15 +32,16 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from .batches import TokenizedColumn, collate
-from .errors import SimCSELabError, SimCSELabTypeError
-from .cpu_bert import bert_hidden_states, supports_cpu_bert, worth_packing
+from .batches import collate, tokenized_slabs
+from .bert_forward import bert_hidden_states, supports_own_forward, worth_packing
+from .errors import SimCSELabError, SimCSELabTypeError, unknown_choice
 from .pooling import FIRST_TOKEN_POOLERS, NEEDS_ALL_LAYERS, POOLERS, MLPHead, check_pooler, pool
 
 __all__ = ["SimCSEEncoder", "POOLERS", "pick_device"]
 
 SIMCSE_CONFIG = "simcse_config.json"
 DENSE_DIR = "2_Dense"
+BERT_FORWARDS = ("auto", "own", "transformers")  # SimCSEEncoder.bert_forward
 # Config attribute names that hold dropout probabilities, across the supported architectures.
 DROPOUT_ATTRIBUTES = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
 
@@ -79,10 +80,7 @@ class SimCSEEncoder(nn.Module):
             nn.init.zeros_(mlp.dense.bias)
         self.mlp = mlp
         self.postprocess: Callable[[torch.Tensor], torch.Tensor] | None = None
-        # On the CPU, run BERT with simcse_lab's own forward (simcse_lab.cpu_bert): same outputs, less
-        # work: without the padding positions of a random training batch (a third of it), and with the
-        # last layer on the [CLS] row only for the [CLS] poolers. Set False to force the transformers forward.
-        self.cpu_bert_forward = supports_cpu_bert(backbone)
+        self.bert_forward = "auto"
 
     # ------------------------------------------------------------------ properties
     @property
@@ -93,6 +91,28 @@ class SimCSEEncoder(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    @property
+    def bert_forward(self) -> str:
+        """Which BERT forward runs: "auto" (simcse_lab's own on the CPU, transformers' elsewhere), "own"
+        (simcse_lab's on every device: no host syncs on a GPU) or "transformers". Both give the same
+        hidden states (simcse_lab.bert_forward); models other than BERT always run transformers'."""
+        return self._bert_forward
+
+    @bert_forward.setter
+    def bert_forward(self, choice: str) -> None:
+        if choice not in BERT_FORWARDS:
+            raise unknown_choice("bert_forward", choice, BERT_FORWARDS)
+        if choice == "own" and not supports_own_forward(self.backbone):
+            raise SimCSELabError(f"bert_forward 'own' runs BERT encoders (BertModel) only; this backbone is a "
+                                 f"{type(self.backbone).__name__}: use 'auto' or 'transformers'")
+        self._bert_forward = choice
+
+    def runs_own_forward(self, device: torch.device) -> bool:
+        """Whether a batch on `device` goes through simcse_lab's own BERT forward."""
+        if self._bert_forward == "transformers" or torch.compiler.is_compiling() or not supports_own_forward(self.backbone):
+            return False
+        return self._bert_forward == "own" or device.type == "cpu"
 
     @property
     def uses_mlp(self) -> bool:
@@ -106,10 +126,13 @@ class SimCSEEncoder(nn.Module):
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
         all_layers = self.pooler in NEEDS_ALL_LAYERS
-        if self.cpu_bert_forward and input_ids.device.type == "cpu" and not torch.compiler.is_compiling():
-            first_token_only = self.pooler in FIRST_TOKEN_POOLERS and bool(attention_mask[:, 0].all())
+        if self.runs_own_forward(input_ids.device):
+            # packing reads the mask on the host: on the CPU that is free, on a GPU a sync, so GPUs stay dense
+            pack = input_ids.device.type == "cpu" and worth_packing(attention_mask)
+            # the dense layout's [CLS] row is what BertModel gives at position 0 whatever is there; packed, it must be a token
+            first_token_only = self.pooler in FIRST_TOKEN_POOLERS and (not pack or bool(attention_mask[:, 0].all()))
             states = bert_hidden_states(self.backbone, input_ids, attention_mask, token_type_ids, all_layers,
-                                        pack=worth_packing(attention_mask), first_token_only=first_token_only)
+                                        pack=pack, first_token_only=first_token_only)
         else:
             out = self.backbone(**inputs, output_hidden_states=all_layers, return_dict=True)
             states = out.hidden_states if all_layers else (out.last_hidden_state,)
@@ -159,17 +182,18 @@ class SimCSEEncoder(nn.Module):
         num_batches = -(-len(sentences) // batch_size)
         if show_progress is None:
             show_progress = num_batches > 10
-        # Tokenise a slab of sentences in one call (the fast tokenizer parallelises it), sort it by token
-        # length (least padding), then run its batches; pinned, non-blocking copies let a GPU run ahead.
+        # Tokenise a slab of sentences (in threads: simcse_lab.tokenization), sort it by token length (least
+        # padding), then run its batches. On a GPU the next slab is tokenised while this one runs, and pinned,
+        # non-blocking copies let the GPU run ahead of the host.
         slab = batch_size * max(1, 16384 // batch_size)
         pin = device.type == "cuda"
+        slabs = tokenized_slabs(self.tokenizer, sentences, slab, min(max_length, self.max_tokens), prefetch=device.type != "cpu")
         was_training = self.training
         self.eval()
         chunks, order = [], []
         try:
             with torch.inference_mode(), autocast_for(device), tqdm(total=num_batches, desc="encode", disable=not show_progress, leave=False) as bar:
-                for start in range(0, len(sentences), slab):
-                    column = TokenizedColumn.from_sentences(self.tokenizer, sentences[start : start + slab], min(max_length, self.max_tokens))
+                for start, column in slabs:
                     by_length = np.argsort(-column.lengths, kind="stable")
                     order.append(by_length + start)
                     for rows in np.split(by_length, range(batch_size, len(by_length), batch_size)):
@@ -179,6 +203,7 @@ class SimCSEEncoder(nn.Module):
                         chunks.append(self(input_ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)).float())
                         bar.update(1)
         finally:
+            slabs.close()  # an error mid-way: the prefetching thread is joined here
             self.train(was_training)
         embeddings = torch.empty(len(sentences), chunks[0].shape[1], device=device)
         embeddings[torch.from_numpy(np.concatenate(order)).to(device)] = torch.cat(chunks)

@@ -51,6 +51,8 @@ def token_matrix(tokenizer, sentences: Sequence[str], max_length: int,
     lengths: `tokenizer(sentences, truncation=True, max_length=max_length)`'s ids in a matrix."""
     sentences = list(sentences)
     pad_id = tokenizer.pad_token_id or 0
+    if not sentences:
+        return np.full((0, max_length), pad_id, dtype=np.int32), np.zeros(0, dtype=np.int32)
     rust = truncating_rust_tokenizer(tokenizer, max_length)
     encode = None if rust is None else getattr(rust, "encode_batch_fast", rust.encode_batch)  # tokenizers < 0.20: no _fast
 

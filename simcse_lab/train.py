@@ -44,7 +44,7 @@ from .batches import epoch_order
 from .data import load_sts, load_training_file
 from .dev_evaluation import DevEvaluator
 from .distributed import DistributedContext
-from .encoder import SimCSEEncoder
+from .encoder import BERT_FORWARDS, SimCSEEncoder
 from .errors import SimCSELabError, unknown_choice
 from .objectives import SBERTObjective, build_objective, objective_name
 from .paths import DEFAULT_MODEL
@@ -88,6 +88,7 @@ class TrainConfig:
     fp16: bool = False  # fp16 autocast + grad scaling (CUDA only)
     torch_compile: bool = False  # torch.compile the encoder (dynamic=False; batch widths padded to a multiple of 8)
     torch_compile_mode: str = "default"  # with torch_compile: default | reduce-overhead (CUDA graphs) | max-autotune | max-autotune-no-cudagraphs
+    bert_forward: str = "auto"  # auto (simcse_lab's own BERT forward on the CPU) | own (on every device: no host syncs on a GPU) | transformers
     do_mlm: bool = False  # auxiliary MLM loss (paper: Appendix, hurts STS slightly)
     mlm_weight: float = 0.1  # lambda of the auxiliary MLM loss
     dropout: float | None = None  # override every dropout probability of the encoder (paper Table 3)
@@ -120,6 +121,8 @@ class TrainConfig:
             check_pooler(self.pooler_type)
         if self.augmentation not in AUGMENTATIONS:
             raise unknown_choice("augmentation", self.augmentation, AUGMENTATIONS)
+        if self.bert_forward not in BERT_FORWARDS:
+            raise unknown_choice("bert_forward", self.bert_forward, BERT_FORWARDS)
         if self.torch_compile_mode not in COMPILE_MODES:
             raise unknown_choice("torch_compile_mode", self.torch_compile_mode, COMPILE_MODES)
         if self.torch_compile_mode != "default" and not self.torch_compile:
@@ -179,6 +182,7 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
     pooler = config.pooler_type or ("avg" if objective_name(config, data) == "sbert" else "cls")
     encoder = SimCSEEncoder.from_pretrained(source, pooler=pooler, mlp_only_train=config.mlp_only_train,
                                             device=device, dropout=config.dropout)
+    encoder.bert_forward = config.bert_forward
     freeze_unused_backbone_pooler(encoder)
     objective = build_objective(config, data, encoder)
     columns = objective.tokenize(encoder.tokenizer, data, min(config.max_seq_length, encoder.max_tokens))

@@ -6,7 +6,7 @@ import torch
 from transformers import AutoTokenizer
 
 from simcse_lab import tokenization
-from simcse_lab.batches import TokenizedColumn, collate
+from simcse_lab.batches import TokenizedColumn, collate, tokenized_slabs
 
 SENTENCES = ["a man plays the guitar", "two", "the dog runs in the park and the man plays the guitar with a red car", "",
              "a small red car"]
@@ -44,3 +44,16 @@ def test_collate_stacks_columns_and_cuts_at_the_longest_row(tiny_model_dir):
     assert mask.sum(1).tolist() == [int(column.lengths[r]) for r in rows] * 2
     padded, _ = collate([column], rows, multiple=8)
     assert padded.shape[1] == 8
+
+
+@pytest.mark.parametrize("count", [0, 5, 7, 9])
+def test_slabs_cover_the_sentences_in_order_with_or_without_prefetch(tiny_model_dir, count):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    sentences = [SENTENCES[i % len(SENTENCES)] + " a" * i for i in range(count)]
+    whole = TokenizedColumn.from_sentences(tokenizer, sentences, max_length=12)
+    for prefetch in (False, True):
+        slabs = list(tokenized_slabs(tokenizer, sentences, 3, 12, prefetch=prefetch))
+        assert [start for start, _ in slabs] == list(range(0, count, 3))
+        if count:
+            assert np.array_equal(np.concatenate([column.ids for _, column in slabs]), whole.ids)
+            assert np.array_equal(np.concatenate([column.lengths for _, column in slabs]), whole.lengths)

@@ -254,6 +254,7 @@ def train_args(model_dir: Path, train_file, output_dir: Path, *extra: str) -> li
     ("few.txt", ["--torch_compile", "--torch_compile_mode", "cudagraphs"],
      ["unknown torch_compile_mode 'cudagraphs'", "default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs"]),
     ("few.txt", ["--torch_compile_mode", "reduce-overhead"], ["needs torch_compile on", "--torch_compile"]),
+    ("few.txt", ["--bert_forward", "fast"], ["unknown bert_forward 'fast'", "auto, own, transformers"]),
     ("few.txt", ["--resume_from_checkpoint", "/nonexistent/checkpoint-5"], ["not a complete simcse_lab checkpoint", "auto"]),
     ("few.txt", ["--config", "/nonexistent/recipe.json"], ["cannot read --config"]),
     ("few.txt", ["--config", "BAD_JSON"], ["is not valid JSON"]),

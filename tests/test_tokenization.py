@@ -113,6 +113,11 @@ def test_the_rust_copy_is_set_up_apart_from_the_callers_tokenizer(tiny_model_dir
     assert (tokenizer.backend_tokenizer.truncation, tokenizer.backend_tokenizer.padding) == before
 
 
+def test_no_sentences_give_an_empty_matrix(default_tokenizer):
+    ids, lengths = token_matrix(default_tokenizer, [], 8)
+    assert ids.shape == (0, 8) and lengths.shape == (0,)
+
+
 def test_padded_matrix_refuses_rows_longer_than_its_width():
     ids, lengths = padded_matrix([[5, 6], [], [7]], 3, pad_id=9)
     assert ids.tolist() == [[5, 6, 9], [9, 9, 9], [7, 9, 9]] and lengths.tolist() == [2, 0, 1]

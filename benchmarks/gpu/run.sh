@@ -31,11 +31,12 @@ if [ -d benchmarks/gpu/wheels ]; then  # no dependency resolution: the device's 
     echo "wheel install failed: the SentenceTransformerTrainer rows will be skipped"
   fi
 fi
-# 1) eager: simcse_lab trainer vs SentenceTransformerTrainer vs hand loop (batch 64, 512), cached loss, encode
-timeout 150 "$PY" benchmarks/speed.py --mode gpu --output "$RESULTS/speed_gpu.json" 2>&1 | grep -v -i -E "warn|it/s\]" \
+# 1) eager: simcse_lab trainer (transformers' BERT forward, then simcse_lab's own: --bert_forward auto own) vs
+#    SentenceTransformerTrainer vs hand loop (batch 64, 512), cached loss, encode
+timeout 170 "$PY" benchmarks/speed.py --mode gpu --output "$RESULTS/speed_gpu.json" 2>&1 | grep -v -i -E "warn|it/s\]" \
   || echo "speed.py --mode gpu failed or ran out of time"
 # 2) the optional torch.compile path of the trainer (simcse_lab rows only), if the time allows. COMPILE_MODE:
 #    reduce-overhead (the default here: CUDA graphs, one per batch width) or default (plain inductor; session 3's row)
-timeout 60 "$PY" benchmarks/speed.py --mode gpu --only simcse_lab --batch_sizes 64 --compile --compile_mode "${COMPILE_MODE:-reduce-overhead}" \
+timeout 60 "$PY" benchmarks/speed.py --mode gpu --only simcse_lab --bert_forward auto --batch_sizes 64 --compile --compile_mode "${COMPILE_MODE:-reduce-overhead}" \
   --output "$RESULTS/speed_gpu_compile.json" 2>&1 \
   | grep -v -i -E "warn|it/s\]" || echo "compiled run did not finish in 60 s (compile time); not a failure"

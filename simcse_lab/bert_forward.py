@@ -1,6 +1,8 @@
-"""simcse_lab's own BERT forward for the CPU: the same function as `BertModel`, less work.
+"""simcse_lab's own BERT forward: the same function as `BertModel`, less work.
 
-Two savings, each exact (hidden states equal BertModel's; tests/test_cpu_bert.py):
+`SimCSEEncoder.bert_forward` chooses where it runs: "auto" (the default) on the CPU only, "own" on
+every device, "transformers" nowhere. Three savings, each exact (hidden states equal BertModel's;
+tests/test_bert_forward.py):
 
 1. Padding-free. A batch of sentences is a (B, T) matrix cut at its longest sentence, so a random
    batch of wiki sentences (mean 22 tokens, truncated at 32) is about one third padding; a batch of
@@ -30,13 +32,16 @@ Two savings, each exact (hidden states equal BertModel's; tests/test_cpu_bert.py
    autocast, and where torch has no oneDNN, torch's own linear runs.
 
 The parameters are the backbone's own (nothing is copied; gradients flow into the HF module), so
-saving, loading and every other code path are unchanged. In training mode the dropout masks come
-from another sampler (uniform noise, not Bernoulli draws), so the same seed gives other masks with
+saving, loading and every other code path are unchanged. On the CPU, in training mode, the dropout
+masks come from another sampler (uniform noise, not Bernoulli draws), so the same seed gives other masks with
 the same distribution.
 
-Used on the CPU, where the work saved is the time saved. On CUDA the transformers path is kept: the
-packed layout needs the token count on the host (a device sync per batch), and small batches are
-bound by kernel launches rather than arithmetic there.
+On the CPU all three apply. On a GPU ("own") the batch keeps its (B, T) layout (dense: packing needs
+the token count on the host, a device sync) and the linear layers are torch's own; what remains is the
+[CLS]-only last layer and a forward that reads nothing back to the host. Transformers' BERT reads its
+attention mask (`padding_mask.all()`, to skip the mask when there is no padding) in every forward: a
+device sync that stops the host from queueing the next kernels while the GPU works. "auto" keeps the
+transformers forward on GPUs until the two are timed there (`bash benchmarks/gpu/run.sh` times both).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["supports_cpu_bert", "worth_packing", "bert_hidden_states"]
+__all__ = ["supports_own_forward", "worth_packing", "bert_hidden_states"]
 
 # Below this share of padding positions, packing and unpacking cost more than the padding it skips:
 # `encode` sorts sentences by length, so its batches are about 1% padding (4,096 wiki sentences, batch 64),
@@ -56,7 +61,7 @@ __all__ = ["supports_cpu_bert", "worth_packing", "bert_hidden_states"]
 MIN_PADDING_SHARE = 0.1
 
 
-def supports_cpu_bert(backbone: nn.Module) -> bool:
+def supports_own_forward(backbone: nn.Module) -> bool:
     """True for a plain BERT encoder (BertModel: BERT, MiniLM, the embedded default): absolute
     positions, no decoder or cross-attention, no chunked feed-forward."""
     config = getattr(backbone, "config", None)
@@ -170,7 +175,8 @@ def bert_layer(layer: nn.Module, h: torch.Tensor, layout: TokenLayout, key_paddi
 
 def linear(x: torch.Tensor, module: nn.Linear) -> torch.Tensor:
     """`module(x)` for 2-D x: through oneDNN for fp32 when it is there and USE_ONEDNN is on."""
-    if not (USE_ONEDNN and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu") and onednn_available()):
+    if not (USE_ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+            and onednn_available()):
         return F.linear(x, module.weight, module.bias)
     if torch.is_grad_enabled() and (x.requires_grad or module.weight.requires_grad):
         return OneDnnLinear.apply(x, module.weight, module.bias)
@@ -222,10 +228,13 @@ class OneDnnLinear(torch.autograd.Function):
 
 def dropout(x: torch.Tensor, module: nn.Dropout) -> torch.Tensor:
     """`module(x)` with the same distribution (each element kept with probability 1 - p, scaled by
-    1 / (1 - p)), drawn from uniform noise: on the CPU twice as fast as the Bernoulli sampler
-    nn.Dropout uses, and dropout is a tenth of a small BERT's training step there."""
+    1 / (1 - p)), drawn from uniform noise on the CPU: twice as fast as the Bernoulli sampler
+    nn.Dropout uses, and dropout is a tenth of a small BERT's training step there. Elsewhere
+    `module(x)` itself (one fused kernel on a GPU)."""
     if not module.training or module.p == 0.0:
         return x
+    if x.device.type != "cpu":
+        return module(x)
     keep = torch.rand_like(x) >= module.p
     return x * keep * (1.0 / (1.0 - module.p))
 

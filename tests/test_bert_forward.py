@@ -1,13 +1,19 @@
-"""simcse_lab's CPU BERT forward (padding-free, [CLS]-only last layer) against transformers' BertModel:
-same hidden states, same gradients."""
+"""simcse_lab's own BERT forward (padding-free, [CLS]-only last layer, oneDNN) against transformers'
+BertModel: same hidden states, same gradients; and off the CPU, no reads back to the host."""
 
+import numpy as np
 import pytest
 import torch
 from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 
 from simcse_lab import SimCSEEncoder
-from simcse_lab import cpu_bert
-from simcse_lab.cpu_bert import MIN_PADDING_SHARE, bert_hidden_states, dropout, supports_cpu_bert, worth_packing
+from simcse_lab import bert_forward
+from simcse_lab.batches import TokenizedColumn
+from simcse_lab.distributed import DistributedContext
+from simcse_lab.errors import SimCSELabError
+from simcse_lab.objectives import SimCSEObjective
+from simcse_lab.train import TrainConfig
+from simcse_lab.bert_forward import MIN_PADDING_SHARE, bert_hidden_states, dropout, supports_own_forward, worth_packing
 
 
 def tiny_bert(dropout_p: float = 0.0, seed: int = 0) -> BertModel:
@@ -115,15 +121,16 @@ def test_dropout_keeps_each_element_with_probability_one_minus_p_and_keeps_the_m
 @pytest.mark.parametrize("pooler", ["avg_first_last", "avg", "cls", "cls_before_pooler"])
 def test_encoder_uses_it_for_bert_on_cpu_and_matches_the_transformers_path(tiny_model_dir, pooler):
     encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler=pooler, device="cpu").eval()
-    assert encoder.cpu_bert_forward
+    assert encoder.bert_forward == "auto" and encoder.runs_own_forward(torch.device("cpu"))
+    assert not encoder.runs_own_forward(torch.device("cuda"))  # auto: transformers' forward on GPUs
     ragged = encoder.tokenize(["a man plays the guitar", "two", "the dog runs in the park and then it sleeps"])  # packed
     even = encoder.tokenize(["a man plays the guitar", "a woman plays the piano"])  # dense
     assert worth_packing(ragged["attention_mask"]) and not worth_packing(even["attention_mask"])
     for batch in (ragged, even):
         with torch.no_grad():
-            encoder.cpu_bert_forward = True
+            encoder.bert_forward = "auto"
             ours = encoder(batch["input_ids"], batch["attention_mask"])
-            encoder.cpu_bert_forward = False
+            encoder.bert_forward = "transformers"
             reference = encoder(batch["input_ids"], batch["attention_mask"])
         assert ours.shape == reference.shape == (len(batch["input_ids"]), encoder.output_dim)
         assert torch.allclose(ours, reference, atol=1e-5)
@@ -131,17 +138,17 @@ def test_encoder_uses_it_for_bert_on_cpu_and_matches_the_transformers_path(tiny_
 
 def test_cls_poolers_run_the_last_layer_on_the_cls_row_only(tiny_model_dir, monkeypatch):
     """The saving itself: the last layer's feed-forward sees one row per sentence for [CLS] poolers."""
-    import simcse_lab.cpu_bert as cpu_bert
+    import simcse_lab.bert_forward as bert_forward
 
     seen = []
-    real_layer = cpu_bert.bert_layer
+    real_layer = bert_forward.bert_layer
 
     def counting_layer(*args, **kwargs):
         rows = real_layer(*args, **kwargs)
         seen.append(rows.shape[0])
         return rows
 
-    monkeypatch.setattr(cpu_bert, "bert_layer", counting_layer)
+    monkeypatch.setattr(bert_forward, "bert_layer", counting_layer)
     sentences = ["a man plays the guitar", "two", "the dog runs in the park and then it sleeps"]
     for pooler in ("cls", "avg"):
         encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler=pooler, device="cpu").eval()
@@ -177,11 +184,11 @@ def test_other_architectures_keep_the_transformers_forward():
     torch.manual_seed(0)
     roberta = RobertaModel(RobertaConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
                                          intermediate_size=64, max_position_embeddings=40))
-    assert not supports_cpu_bert(roberta)
-    assert supports_cpu_bert(tiny_bert())
+    assert not supports_own_forward(roberta)
+    assert supports_own_forward(tiny_bert())
 
 
-needs_onednn = pytest.mark.skipif(not cpu_bert.onednn_available(), reason="this torch has no oneDNN linear")
+needs_onednn = pytest.mark.skipif(not bert_forward.onednn_available(), reason="this torch has no oneDNN linear")
 
 
 @needs_onednn
@@ -195,8 +202,8 @@ def test_onednn_linear_equals_f_linear_in_values_and_gradients(bias, monkeypatch
     for use_onednn in (False, True):
         module.zero_grad()
         inputs = x.clone().requires_grad_()
-        monkeypatch.setattr(cpu_bert, "USE_ONEDNN", use_onednn)
-        out = cpu_bert.linear(inputs, module)
+        monkeypatch.setattr(bert_forward, "USE_ONEDNN", use_onednn)
+        out = bert_forward.linear(inputs, module)
         out.backward(grad_out)
         results.append((out.detach(), inputs.grad, module.weight.grad.clone(), None if module.bias is None else module.bias.grad.clone()))
     for reference, ours in zip(*results):
@@ -208,8 +215,8 @@ def test_onednn_linear_equals_f_linear_in_values_and_gradients(bias, monkeypatch
 @needs_onednn
 def test_onednn_runs_the_products_of_the_cpu_forward_and_autocast_keeps_torch_linear(monkeypatch):
     calls = []
-    real = cpu_bert.matmul_transposed
-    monkeypatch.setattr(cpu_bert, "matmul_transposed", lambda *args: calls.append(args[0].shape) or real(*args))
+    real = bert_forward.matmul_transposed
+    monkeypatch.setattr(bert_forward, "matmul_transposed", lambda *args: calls.append(args[0].shape) or real(*args))
     model = tiny_bert().eval()
     ids, mask = ragged_batch([7, 3, 12])
     with torch.no_grad():
@@ -218,7 +225,7 @@ def test_onednn_runs_the_products_of_the_cpu_forward_and_autocast_keeps_torch_li
         calls.clear()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             bert_hidden_states(model, ids, mask)
-            products = cpu_bert.linear(torch.randn(4, 32), model.encoder.layer[0].intermediate.dense)
+            products = bert_forward.linear(torch.randn(4, 32), model.encoder.layer[0].intermediate.dense)
     assert calls == [] and products.dtype == torch.bfloat16  # autocast's bf16 linear, not oneDNN's fp32 one
 
 
@@ -226,7 +233,63 @@ def test_onednn_runs_the_products_of_the_cpu_forward_and_autocast_keeps_torch_li
 @needs_onednn
 def test_onednn_check_gives_the_same_answer_when_first_asked_under_bf16_autocast():
     """The check runs once; a first call from a bf16 training step must not switch oneDNN off for good."""
-    cpu_bert.onednn_available.cache_clear()
+    bert_forward.onednn_available.cache_clear()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert cpu_bert.onednn_available()
-    assert cpu_bert.onednn_available()
+        assert bert_forward.onednn_available()
+    assert bert_forward.onednn_available()
+
+
+def test_dense_cls_row_equals_bert_model_at_position_0_even_where_that_is_padding(monkeypatch):
+    """What "own" runs on a GPU: the dense layout, torch's linear, the [CLS]-only last layer with no check of
+    the mask; with left padding position 0 is padding, and BertModel's output there is still what it gives."""
+    monkeypatch.setattr(bert_forward, "USE_ONEDNN", False)
+    model = tiny_bert().eval()
+    ids, mask = ragged_batch([7, 3, 12, 1, 12, 5], width=14, left=True)
+    with torch.no_grad():
+        reference = model(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]
+        (ours,) = bert_hidden_states(model, ids, mask, pack=False, first_token_only=True)
+    assert torch.allclose(ours[:, 0], reference, atol=1e-5)
+
+
+def test_bert_forward_choice_is_checked(tiny_model_dir):
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
+    with pytest.raises(SimCSELabError, match="unknown bert_forward 'fast'.*auto, own, transformers"):
+        encoder.bert_forward = "fast"
+    encoder.bert_forward = "own"
+    assert encoder.runs_own_forward(torch.device("cuda")) and encoder.runs_own_forward(torch.device("cpu"))
+    encoder.bert_forward = "transformers"
+    assert not encoder.runs_own_forward(torch.device("cpu"))
+    torch.manual_seed(0)
+    roberta = RobertaModel(RobertaConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                                         intermediate_size=64, max_position_embeddings=40))
+    other = SimCSEEncoder(roberta, encoder.tokenizer, pooler="avg")
+    with pytest.raises(SimCSELabError, match="BERT encoders .* RobertaModel"):
+        other.bert_forward = "own"
+    assert not other.runs_own_forward(torch.device("cpu"))
+
+
+@pytest.mark.parametrize("pooler", ["cls", "avg", "avg_first_last"])
+def test_own_forward_off_the_cpu_reads_nothing_back_to_the_host(tiny_model_dir, pooler):
+    """A training step on the meta device: its tensors have shapes but no values, so any read back to the
+    host (.item(), bool(tensor), nonzero: each a device sync on a GPU) raises there. The step below (batch
+    from the pre-tokenised columns, forward, InfoNCE, backward, clipping, AdamW) runs through; with
+    transformers' forward it does not (its `padding_mask.all()`)."""
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler=pooler, device="cpu", dropout=0.1)
+    sentences = ["a man plays the guitar", "two", "the dog runs in the park and then it sleeps", "a red car"]
+    column = TokenizedColumn.from_sentences(encoder.tokenizer, sentences, 16)
+    objective = SimCSEObjective(TrainConfig(), "unsup")
+    encoder.to("meta").train()
+    meta, dist = torch.device("meta"), DistributedContext(torch.device("meta"))
+    parameters = [p for p in encoder.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=1e-3, foreach=True)
+
+    encoder.bert_forward = "own"
+    loss = objective.loss(encoder, [column, column], np.arange(4), None, meta, dist)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+    optimizer.step()
+    assert loss.device == meta and all(p.grad is not None for p in encoder.backbone.encoder.parameters())
+
+    encoder.bert_forward = "transformers"
+    with pytest.raises(RuntimeError, match="meta"):
+        objective.loss(encoder, [column, column], np.arange(4), None, meta, dist)
