@@ -36,12 +36,15 @@ saving, loading and every other code path are unchanged. On the CPU, in training
 masks come from another sampler (uniform noise, not Bernoulli draws), so the same seed gives other masks with
 the same distribution.
 
-On the CPU all three apply. On a GPU ("own") the batch keeps its (B, T) layout (dense: packing needs
-the token count on the host, a device sync) and the linear layers are torch's own; what remains is the
-[CLS]-only last layer and a forward that reads nothing back to the host. Transformers' BERT reads its
-attention mask (`padding_mask.all()`, to skip the mask when there is no padding) in every forward: a
-device sync that stops the host from queueing the next kernels while the GPU works. "auto" keeps the
-transformers forward on GPUs until the two are timed there (`bash benchmarks/gpu/run.sh` times both).
+On the CPU all three apply. On a GPU ("own") the linear layers are torch's own, and the forward reads
+nothing back to the host. Transformers' BERT reads its attention mask (`padding_mask.all()`, to skip
+the mask when there is no padding) in every forward: a device sync that stops the host from queueing
+the next kernels while the GPU works. Packing needs the real tokens' positions, which the device only
+knows after a sync (`nonzero`); the trainer finds them on the host instead, where the batch is built,
+and sends them along (`token_positions`), for batches big enough that the arithmetic saved outweighs
+the gathers and scatters added (`host_packing_pays`); smaller ones keep the dense (B, T) layout.
+"auto" keeps the transformers forward on GPUs until the two are timed there (`bash
+benchmarks/gpu/run.sh` times both).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["supports_own_forward", "worth_packing", "bert_hidden_states"]
+__all__ = ["supports_own_forward", "worth_packing", "token_positions", "host_packing_pays", "bert_hidden_states"]
 
 # Below this share of padding positions, packing and unpacking cost more than the padding it skips:
 # `encode` sorts sentences by length, so its batches are about 1% padding (4,096 wiki sentences, batch 64),
@@ -78,9 +81,35 @@ def worth_packing(attention_mask: torch.Tensor) -> bool:
     return float(attention_mask.sum()) <= (1.0 - MIN_PADDING_SHARE) * attention_mask.numel()
 
 
+# Batches of at least this many (B x T) positions are packed on a GPU: unsupervised batch 64 at length 32
+# (4,096 positions) stays dense, batch 512 (32,768) packs.
+GPU_PACK_MIN_POSITIONS = 16_384
+
+
+def token_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(N,) flat indices (row * T + column) of the real tokens of a (B, T) mask: the packed layout, computed
+    where the mask is (on the host, so that a GPU batch packs without a device sync)."""
+    return attention_mask.reshape(-1).nonzero().squeeze(1)
+
+
+def host_packing_pays(attention_mask: torch.Tensor) -> bool:
+    """For a batch bound for a GPU (mask on the host): pack when it is big enough for the arithmetic saved
+    to outweigh the gathers and scatters added (a GPU at a small batch is bound by kernel launches, not
+    arithmetic), with a position 0 real in every row (the [CLS]-only layer needs it) and padding to skip.
+    GPU_PACK_MIN_POSITIONS is set from first principles, not yet from a GPU timing."""
+    return (attention_mask.numel() >= GPU_PACK_MIN_POSITIONS and bool(attention_mask[:, 0].all())
+            and worth_packing(attention_mask))
+
+
+# Batches of at least this many (B x T) positions are packed on a GPU: 512 sentences x 2 views x 16 tokens.
+# Unsupervised batch 64 at length 32 (4,096 positions) stays dense, batch 512 (32,768) packs.
+GPU_PACK_MIN_POSITIONS = 16_384
+
+
 def bert_hidden_states(backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                        token_type_ids: torch.Tensor | None = None, all_layers: bool = False,
-                       pack: bool = True, first_token_only: bool = False) -> tuple[torch.Tensor, ...]:
+                       pack: bool = True, first_token_only: bool = False,
+                       token_positions: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """BertModel's hidden states, (B, T, H) each: zeros at padding positions when packed, what BertModel
     computes there in the dense layout.
 
@@ -89,13 +118,15 @@ def bert_hidden_states(backbone: nn.Module, input_ids: torch.Tensor, attention_m
     padding, where packing costs more than it saves). first_token_only: the last layer computes the
     state of position 0 only ([CLS]: its keys and values still come from every token), returned as
     (B, 1, H); for the [CLS] poolers, which read nothing else. It needs a real token at position 0 of
-    every sentence (right padding).
+    every sentence (right padding). token_positions: the packed layout's (N,) flat indices of the real
+    tokens (`token_positions`), computed on the host; without them packing finds them on the device
+    (`nonzero`: a device sync on a GPU).
     """
     if first_token_only and all_layers:
         raise ValueError("first_token_only gives the last layer's [CLS] state only; all_layers asks for every state")
     batch, width = input_ids.shape
     real = attention_mask.bool()  # (B, T)
-    layout = TokenLayout(real, pack)
+    layout = TokenLayout(real, pack, token_positions)
 
     embeddings = backbone.embeddings
     ids = layout.gather(input_ids.reshape(-1))  # (N,)
@@ -119,11 +150,13 @@ class TokenLayout:
     """Where the rows of the (N, H) token matrix sit in the (B, T) batch: its real tokens only
     (packed), or every position (dense: N = B * T, no gathering or scattering)."""
 
-    def __init__(self, real: torch.Tensor, pack: bool):
+    def __init__(self, real: torch.Tensor, pack: bool, flat_positions: torch.Tensor | None = None):
         self.real = real
         self.batch, self.width = real.shape
         # (N,) indices into B * T, or None for the dense layout
-        self.flat_positions = real.reshape(-1).nonzero().squeeze(1) if pack else None
+        if pack and flat_positions is None:
+            flat_positions = real.reshape(-1).nonzero().squeeze(1)
+        self.flat_positions = flat_positions if pack else None
         flat = self.flat_positions if pack else torch.arange(self.batch * self.width, device=real.device)
         self.columns = flat % self.width  # a token's column, as BertModel's default position_ids
 

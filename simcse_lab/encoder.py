@@ -120,19 +120,28 @@ class SimCSEEncoder(nn.Module):
         return self.pooler == "cls" and self.mlp is not None and (self.training or not self.mlp_only_train)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """input_ids, attention_mask: (B, T) -> sentence embeddings (B, H)."""
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                token_positions: torch.Tensor | None = None) -> torch.Tensor:
+        """input_ids, attention_mask: (B, T) -> sentence embeddings (B, H).
+
+        token_positions: for simcse_lab's own forward off the CPU, the (N,) flat indices of the real tokens,
+        computed on the host (`bert_forward.token_positions`); the batch then runs padding-free (packed)
+        without a device sync. It needs a real token at position 0 of every row. Other paths ignore it."""
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
         all_layers = self.pooler in NEEDS_ALL_LAYERS
         if self.runs_own_forward(input_ids.device):
-            # packing reads the mask on the host: on the CPU that is free, on a GPU a sync, so GPUs stay dense
-            pack = input_ids.device.type == "cpu" and worth_packing(attention_mask)
-            # the dense layout's [CLS] row is what BertModel gives at position 0 whatever is there; packed, it must be a token
-            first_token_only = self.pooler in FIRST_TOKEN_POOLERS and (not pack or bool(attention_mask[:, 0].all()))
+            # packing reads the mask on the host: on the CPU that is free, on a GPU a sync, so a GPU batch packs
+            # only with positions found on the host beforehand, and stays dense otherwise
+            on_cpu = input_ids.device.type == "cpu"
+            pack = token_positions is not None or (on_cpu and worth_packing(attention_mask))
+            # the dense layout's [CLS] row is what BertModel gives at position 0 whatever is there; packed, it
+            # must be a token (the caller of token_positions checks that on the host)
+            first_token_only = self.pooler in FIRST_TOKEN_POOLERS and (
+                not pack or token_positions is not None or bool(attention_mask[:, 0].all()))
             states = bert_hidden_states(self.backbone, input_ids, attention_mask, token_type_ids, all_layers,
-                                        pack=pack, first_token_only=first_token_only)
+                                        pack=pack, first_token_only=first_token_only, token_positions=token_positions)
         else:
             out = self.backbone(**inputs, output_hidden_states=all_layers, return_dict=True)
             states = out.hidden_states if all_layers else (out.last_hidden_state,)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .batches import TokenizedColumn, collate
+from .bert_forward import host_packing_pays, token_positions
 from .data import TrainingData
 from .encoder import SimCSEEncoder
 from .errors import SimCSELabError
@@ -53,8 +54,9 @@ class SimCSEObjective(nn.Module):
             chunks = [(i.to(device, non_blocking=True), m.to(device, non_blocking=True))
                       for i, m in split_batch(ids, mask, self.config.gradient_cache_chunk_size, 8 if self.config.torch_compile else 1)]
             return cached_backward(model, chunks, lambda z: self.contrastive_loss(z, len(columns), dist), self.scale_loss)
+        positions = host_token_positions(model, mask, device)
         ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
-        loss = self.contrastive_loss(model(ids, mask), len(columns), dist)
+        loss = self.contrastive_loss(model(ids, mask, token_positions=positions), len(columns), dist)
         if self.mlm_head is not None:
             loss = loss + self.config.mlm_weight * self.mlm_head(model, ids[: len(rows)], mask[: len(rows)])
         return loss
@@ -88,6 +90,17 @@ class SBERTObjective(nn.Module):
         z = model(ids.to(device), mask.to(device))
         u, v = z.chunk(2)
         return sbert_classification_loss(u, v, self.labels[torch.from_numpy(rows)].to(device), self.head)
+
+
+def host_token_positions(model, mask: torch.Tensor, device: torch.device) -> torch.Tensor | None:
+    """The packed layout of a GPU batch, found on the host and sent along (see SimCSEEncoder.forward), when
+    the encoder runs its own forward there and the batch is big and padded enough to gain from packing."""
+    encoder = model.module if hasattr(model, "module") else model
+    if device.type == "cpu" or not isinstance(encoder, SimCSEEncoder) or not encoder.runs_own_forward(device):
+        return None
+    if not host_packing_pays(mask):
+        return None
+    return token_positions(mask).to(device, non_blocking=True)
 
 
 def objective_name(config: TrainConfig, data: TrainingData) -> str:

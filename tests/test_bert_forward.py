@@ -11,9 +11,11 @@ from simcse_lab import bert_forward
 from simcse_lab.batches import TokenizedColumn
 from simcse_lab.distributed import DistributedContext
 from simcse_lab.errors import SimCSELabError
+from simcse_lab import objectives
 from simcse_lab.objectives import SimCSEObjective
 from simcse_lab.train import TrainConfig
-from simcse_lab.bert_forward import MIN_PADDING_SHARE, bert_hidden_states, dropout, supports_own_forward, worth_packing
+from simcse_lab.bert_forward import (GPU_PACK_MIN_POSITIONS, MIN_PADDING_SHARE, bert_hidden_states, dropout, host_packing_pays,
+                                     supports_own_forward, token_positions, worth_packing)
 
 
 def tiny_bert(dropout_p: float = 0.0, seed: int = 0) -> BertModel:
@@ -268,8 +270,9 @@ def test_bert_forward_choice_is_checked(tiny_model_dir):
     assert not other.runs_own_forward(torch.device("cpu"))
 
 
+@pytest.mark.parametrize("layout", ["dense", "packed on the host"])
 @pytest.mark.parametrize("pooler", ["cls", "avg", "avg_first_last"])
-def test_own_forward_off_the_cpu_reads_nothing_back_to_the_host(tiny_model_dir, pooler):
+def test_own_forward_off_the_cpu_reads_nothing_back_to_the_host(tiny_model_dir, pooler, layout, monkeypatch):
     """A training step on the meta device: its tensors have shapes but no values, so any read back to the
     host (.item(), bool(tensor), nonzero: each a device sync on a GPU) raises there. The step below (batch
     from the pre-tokenised columns, forward, InfoNCE, backward, clipping, AdamW) runs through; with
@@ -283,8 +286,13 @@ def test_own_forward_off_the_cpu_reads_nothing_back_to_the_host(tiny_model_dir, 
     parameters = [p for p in encoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=1e-3, foreach=True)
 
+    packed = []
+    monkeypatch.setattr(objectives, "token_positions", lambda mask: packed.append(mask.shape) or token_positions(mask))
+    if layout == "packed on the host":
+        monkeypatch.setattr(bert_forward, "GPU_PACK_MIN_POSITIONS", 0)  # this small batch packs as a big one would
     encoder.bert_forward = "own"
     loss = objective.loss(encoder, [column, column], np.arange(4), None, meta, dist)
+    assert [shape[0] for shape in packed] == ([8] if layout == "packed on the host" else [])  # 4 sentences x 2 views
     loss.backward()
     torch.nn.utils.clip_grad_norm_(parameters, 1.0)
     optimizer.step()
@@ -293,3 +301,30 @@ def test_own_forward_off_the_cpu_reads_nothing_back_to_the_host(tiny_model_dir, 
     encoder.bert_forward = "transformers"
     with pytest.raises(RuntimeError, match="meta"):
         objective.loss(encoder, [column, column], np.arange(4), None, meta, dist)
+
+
+@pytest.mark.parametrize("pooler", ["cls", "avg", "avg_first_last"])
+def test_positions_found_on_the_host_give_the_same_embeddings(tiny_model_dir, pooler):
+    """What a GPU batch runs when packed on the host, here on the CPU: equal to transformers' forward."""
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler=pooler, device="cpu").eval()
+    batch = encoder.tokenize(["a man plays the guitar", "two", "the dog runs in the park and then it sleeps"])
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    with torch.no_grad():
+        ours = encoder(ids, mask, token_positions=token_positions(mask))
+        encoder.bert_forward = "transformers"
+        reference = encoder(ids, mask, token_positions=token_positions(mask))  # ignored there
+    assert torch.allclose(ours, reference, atol=1e-5)
+
+
+def test_a_gpu_batch_packs_when_big_padded_and_right_padded():
+    lengths = [32, 9, 20, 14] * 128  # 512 rows x 32 positions, 41% padding
+    _, big = ragged_batch(lengths)
+    assert big.numel() >= GPU_PACK_MIN_POSITIONS and host_packing_pays(big)
+    _, small = ragged_batch([32, 9, 20, 14] * 16)  # batch 64 (launch-bound on a GPU): dense
+    assert not host_packing_pays(small)
+    _, left = ragged_batch(lengths, left=True)  # position 0 is padding in some rows: the [CLS] layer needs it real
+    assert not host_packing_pays(left)
+    assert not host_packing_pays(torch.ones(512, 32, dtype=torch.long))  # nothing to skip
+    positions = token_positions(small)
+    assert positions.tolist()[:33] == list(range(32)) + [32]  # row 0's 32 tokens, then row 1 starts at 32
+    assert len(positions) == int(small.sum())
