@@ -97,7 +97,8 @@ def cached_backward(
     with torch.no_grad():
         for chunk in chunks:  # step 1
             states.append(RNGState(device))
-            outputs.append(model(*chunk))  # (b, D)
+            # (b, D), copied: a CUDA-graph replay (torch.compile's reduce-overhead) reuses its output buffer
+            outputs.append(model(*chunk).clone())
     z = torch.cat(outputs).detach().requires_grad_()  # (N, D)
     loss = loss_fn(z)  # step 2
     (scale_loss(loss) if scale_loss is not None else loss).backward()

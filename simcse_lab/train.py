@@ -56,6 +56,7 @@ ON_NONFINITE = ("stop", "skip")
 # most four at max_seq_length 32): the kernel launches of a step cost one replay, which is what a small batch on a
 # GPU is bound by. On a CPU it compiles as default.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the modes that replay CUDA graphs on a GPU
 
 
 @dataclass
@@ -215,6 +216,7 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
         restore_checkpoint(resume_path, state, optimizer, scheduler, scaler, objective)
     evaluator = DevEvaluator(encoder, config) if config.eval_steps > 0 and dist.is_main and has_dev_data(config) else None
     save_steps = config.save_steps or config.eval_steps
+    cuda_graphs = config.torch_compile and config.torch_compile_mode in CUDA_GRAPH_MODES
     sync_every = 1 if (device.type != "cuda" or config.on_nonfinite == "skip") else max(config.logging_steps, 1)
 
     notify(callbacks, "on_train_begin", state)
@@ -226,6 +228,8 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
         while state.step < max_steps:
             order = epoch_order(num_rows, config.seed, state.epoch)
             while state.batch_in_epoch < batches_per_epoch and state.step < max_steps:
+                if cuda_graphs:  # the compiled graphs' outputs of the previous step may be overwritten from here on
+                    torch.compiler.cudagraph_mark_step_begin()
                 start = state.batch_in_epoch * global_batch + dist.rank * config.per_device_train_batch_size
                 rows = order[start : start + config.per_device_train_batch_size]
                 with autocast():

@@ -104,6 +104,32 @@ def test_without_rng_replay_the_gradients_differ(tiny_model_dir, monkeypatch):
     assert not all(torch.allclose(actual[name], expected[name], atol=1e-6) for name in expected)
 
 
+class StaticOutputModel(torch.nn.Module):
+    """Returns its output in one reused buffer under no_grad, as a CUDA-graph replay does (torch.compile's
+    reduce-overhead): each call overwrites what the previous one returned."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder, self.buffer = encoder, None
+
+    def forward(self, *chunk):
+        out = self.encoder(*chunk)
+        if torch.is_grad_enabled():
+            return out
+        if self.buffer is None or self.buffer.shape != out.shape:
+            self.buffer = torch.empty_like(out)
+        return self.buffer.copy_(out)
+
+
+def test_cached_loss_keeps_its_embeddings_when_the_model_reuses_its_output_buffer(tiny_model_dir):
+    encoder = encoder_from(tiny_model_dir, "avg", dropout=0.0)
+    ids, mask = batch(encoder, [SENTENCES, SENTENCES])
+    chunks = split_batch(ids, mask, 6)  # four chunks of one width: the same buffer each time
+    expected_loss = cached_backward(encoder, chunks, unsup_loss)
+    loss = cached_backward(StaticOutputModel(encoder), chunks, unsup_loss)
+    torch.testing.assert_close(loss, expected_loss, atol=1e-6, rtol=1e-6)
+
+
 def test_cached_equals_one_unchunked_pass_without_dropout(tiny_model_dir):
     """With dropout off the cache must also match the trainer's plain step: one forward over the batch."""
     encoder = encoder_from(tiny_model_dir, "avg", dropout=0.0)

@@ -122,9 +122,15 @@ def test_torch_compile_gets_the_mode_and_static_shapes(tiny_model_dir, wiki_file
         calls.append(kwargs)
         return model  # eager: compiling takes minutes on this CPU, and the mode matters on a GPU only
 
+    step_begins = []
     monkeypatch.setattr(torch, "compile", record_compile)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: step_begins.append(1))
     result = train(TrainConfig(model_name_or_path=str(tiny_model_dir), train_file=str(wiki_file), output_dir=str(tmp_path / "out"),
                                per_device_train_batch_size=8, max_steps=2, eval_steps=0, torch_compile=True,
                                torch_compile_mode="reduce-overhead", device="cpu", show_progress=False))
     assert calls == [{"dynamic": False, "mode": "reduce-overhead"}]
     assert result.steps == 2
+    assert len(step_begins) == 2  # each step tells the CUDA graphs that the previous step's outputs are done with
+    train(TrainConfig(model_name_or_path=str(tiny_model_dir), train_file=str(wiki_file), output_dir=str(tmp_path / "out2"),
+                      per_device_train_batch_size=8, max_steps=2, eval_steps=0, torch_compile=True, device="cpu", show_progress=False))
+    assert len(step_begins) == 2  # the default mode replays no CUDA graphs
