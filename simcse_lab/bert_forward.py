@@ -1,4 +1,4 @@
-"""simcse_lab's own BERT forward: the same function as `BertModel`, less work.
+"""simcse_lab's own BERT forward: the same function as `BertModel` (and RoBERTa's), less work.
 
 `SimCSEEncoder.bert_forward` chooses where it runs: "auto" (the default) on the CPU only, "own" on
 every device, "transformers" nowhere. Three savings, each exact (hidden states equal BertModel's;
@@ -64,16 +64,32 @@ __all__ = ["supports_own_forward", "worth_packing", "token_positions", "host_pac
 MIN_PADDING_SHARE = 0.1
 
 
+# The encoders with BertModel's layers that the own forward runs, and how each numbers its positions:
+# BERT from 0 by column; the RoBERTa family from padding_idx + 1, counting the ids that are not padding.
+POSITION_SCHEMES = {"BertModel": "column", "RobertaModel": "after_padding_idx", "XLMRobertaModel": "after_padding_idx",
+                    "CamembertModel": "after_padding_idx"}
+
+
 def supports_own_forward(backbone: nn.Module) -> bool:
-    """True for a plain BERT encoder (BertModel: BERT, MiniLM, the embedded default): absolute
-    positions, no decoder or cross-attention, no chunked feed-forward."""
+    """True for a plain BERT or RoBERTa encoder (BertModel: BERT, MiniLM, the embedded default;
+    RobertaModel, XLMRobertaModel, CamembertModel): absolute positions, no decoder or cross-attention,
+    no chunked feed-forward."""
     config = getattr(backbone, "config", None)
-    if type(backbone).__name__ != "BertModel" or config is None:
+    if type(backbone).__name__ not in POSITION_SCHEMES or config is None:
         return False
     return (getattr(config, "position_embedding_type", "absolute") == "absolute"
             and not getattr(config, "is_decoder", False)
             and not getattr(config, "add_cross_attention", False)
             and not getattr(config, "chunk_size_feed_forward", 0))
+
+
+def position_ids(backbone: nn.Module, input_ids: torch.Tensor, layout: "TokenLayout") -> torch.Tensor:
+    """(N,) the position id of each token row, as the backbone's embeddings number them."""
+    if POSITION_SCHEMES[type(backbone).__name__] == "column":
+        return layout.columns  # BertModel's default position_ids: 0, 1, ... along each row
+    padding_idx = backbone.embeddings.padding_idx  # RoBERTa's create_position_ids_from_input_ids
+    not_padding = input_ids.ne(padding_idx).long()
+    return layout.gather((not_padding.cumsum(1) * not_padding + padding_idx).reshape(-1))
 
 
 def worth_packing(attention_mask: torch.Tensor) -> bool:
@@ -131,7 +147,8 @@ def bert_hidden_states(backbone: nn.Module, input_ids: torch.Tensor, attention_m
     embeddings = backbone.embeddings
     ids = layout.gather(input_ids.reshape(-1))  # (N,)
     types = torch.zeros_like(ids) if token_type_ids is None else layout.gather(token_type_ids.reshape(-1))
-    h = embeddings.word_embeddings(ids) + embeddings.token_type_embeddings(types) + embeddings.position_embeddings(layout.columns)
+    positions = position_ids(backbone, input_ids, layout)
+    h = embeddings.word_embeddings(ids) + embeddings.token_type_embeddings(types) + embeddings.position_embeddings(positions)
     h = dropout(embeddings.LayerNorm(h), embeddings.dropout)  # (N, H)
 
     key_padding = real[:, None, None, :]  # (B, 1, 1, T): every sentence attends to its own tokens only

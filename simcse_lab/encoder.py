@@ -33,7 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .batches import collate, tokenized_slabs
-from .bert_forward import bert_hidden_states, supports_own_forward, worth_packing
+from .bert_forward import POSITION_SCHEMES, bert_hidden_states, supports_own_forward, worth_packing
 from .errors import SimCSELabError, SimCSELabTypeError, unknown_choice
 from .pooling import FIRST_TOKEN_POOLERS, NEEDS_ALL_LAYERS, POOLERS, MLPHead, check_pooler, pool
 
@@ -104,7 +104,7 @@ class SimCSEEncoder(nn.Module):
         if choice not in BERT_FORWARDS:
             raise unknown_choice("bert_forward", choice, BERT_FORWARDS)
         if choice == "own" and not supports_own_forward(self.backbone):
-            raise SimCSELabError(f"bert_forward 'own' runs BERT encoders (BertModel) only; this backbone is a "
+            raise SimCSELabError(f"bert_forward 'own' runs BERT and RoBERTa encoders only ({', '.join(POSITION_SCHEMES)}); this backbone is a "
                                  f"{type(self.backbone).__name__}: use 'auto' or 'transformers'")
         self._bert_forward = choice
 

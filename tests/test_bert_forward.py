@@ -4,7 +4,9 @@ BertModel: same hidden states, same gradients; and off the CPU, no reads back to
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+from transformers import AutoTokenizer
+from transformers import (BertConfig, BertModel, DistilBertConfig, DistilBertModel, RobertaConfig, RobertaModel, XLMRobertaConfig,
+                          XLMRobertaModel)
 
 from simcse_lab import SimCSEEncoder
 from simcse_lab import bert_forward
@@ -18,11 +20,18 @@ from simcse_lab.bert_forward import (GPU_PACK_MIN_POSITIONS, MIN_PADDING_SHARE, 
                                      supports_own_forward, token_positions, worth_packing)
 
 
-def tiny_bert(dropout_p: float = 0.0, seed: int = 0) -> BertModel:
+ARCHITECTURES = {"bert": (BertConfig, BertModel), "roberta": (RobertaConfig, RobertaModel),
+                 "xlm-roberta": (XLMRobertaConfig, XLMRobertaModel)}
+
+
+def tiny_bert(dropout_p: float = 0.0, seed: int = 0, kind: str = "bert"):
+    """A random 3-layer BertModel, or RoBERTa / XLM-R of the same shape (padding id 0, as ragged_batch pads)."""
+    config_class, model_class = ARCHITECTURES[kind]
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
-                        max_position_embeddings=64, hidden_dropout_prob=dropout_p, attention_probs_dropout_prob=dropout_p)
-    return BertModel(config)
+    config = config_class(vocab_size=200, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
+                          max_position_embeddings=64, hidden_dropout_prob=dropout_p, attention_probs_dropout_prob=dropout_p,
+                          pad_token_id=0)
+    return model_class(config)
 
 
 def ragged_batch(lengths, width=None, seed=1, left=False):
@@ -38,10 +47,11 @@ def ragged_batch(lengths, width=None, seed=1, left=False):
     return ids, mask
 
 
+@pytest.mark.parametrize("kind", sorted(ARCHITECTURES))
 @pytest.mark.parametrize("pack", [True, False], ids=["packed", "dense"])
 @pytest.mark.parametrize("left", [False, True], ids=["right-padded", "left-padded"])
-def test_hidden_states_equal_bert_model_at_real_positions(left, pack):
-    model = tiny_bert().eval()
+def test_hidden_states_equal_bert_model_at_real_positions(left, pack, kind):
+    model = tiny_bert(kind=kind).eval()
     ids, mask = ragged_batch([7, 3, 12, 1, 12, 5], width=14, left=left)
     with torch.no_grad():
         reference = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
@@ -84,14 +94,15 @@ def test_token_type_ids_are_used():
 
 @pytest.mark.parametrize(("pack", "first_token_only"), [(True, False), (False, False), (True, True), (False, True)],
                          ids=["packed", "dense", "packed-cls", "dense-cls"])
-def test_gradients_equal_bert_model(pack, first_token_only):
+@pytest.mark.parametrize("kind", sorted(ARCHITECTURES))
+def test_gradients_equal_bert_model(pack, first_token_only, kind):
     """Training mode with dropout 0: every parameter gets the gradient BertModel's forward gives it,
     for an average over real tokens, or for the [CLS] state (first_token_only)."""
     ids, mask = ragged_batch([9, 2, 11, 6], seed=3)
     weights = torch.randn(4, 32, generator=torch.Generator().manual_seed(4))
     grads = []
     for run in ("transformers", "simcse_lab"):
-        model = tiny_bert(dropout_p=0.0).train()
+        model = tiny_bert(dropout_p=0.0, kind=kind).train()
         if run == "transformers":
             states = model(input_ids=ids, attention_mask=mask).last_hidden_state
         else:
@@ -182,12 +193,14 @@ def test_packing_only_pays_with_padding_to_skip():
     assert worth_packing(torch.ones(4, 10, dtype=torch.long)) is False  # no padding at all
 
 
-def test_other_architectures_keep_the_transformers_forward():
+def tiny_distilbert() -> DistilBertModel:
     torch.manual_seed(0)
-    roberta = RobertaModel(RobertaConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-                                         intermediate_size=64, max_position_embeddings=40))
-    assert not supports_own_forward(roberta)
-    assert supports_own_forward(tiny_bert())
+    return DistilBertModel(DistilBertConfig(vocab_size=100, dim=32, n_layers=1, n_heads=4, hidden_dim=64, max_position_embeddings=40))
+
+
+def test_other_architectures_keep_the_transformers_forward():
+    assert not supports_own_forward(tiny_distilbert())
+    assert all(supports_own_forward(tiny_bert(kind=kind)) for kind in ARCHITECTURES)
 
 
 needs_onednn = pytest.mark.skipif(not bert_forward.onednn_available(), reason="this torch has no oneDNN linear")
@@ -261,11 +274,8 @@ def test_bert_forward_choice_is_checked(tiny_model_dir):
     assert encoder.runs_own_forward(torch.device("cuda")) and encoder.runs_own_forward(torch.device("cpu"))
     encoder.bert_forward = "transformers"
     assert not encoder.runs_own_forward(torch.device("cpu"))
-    torch.manual_seed(0)
-    roberta = RobertaModel(RobertaConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-                                         intermediate_size=64, max_position_embeddings=40))
-    other = SimCSEEncoder(roberta, encoder.tokenizer, pooler="avg")
-    with pytest.raises(SimCSELabError, match="BERT encoders .* RobertaModel"):
+    other = SimCSEEncoder(tiny_distilbert(), encoder.tokenizer, pooler="avg")
+    with pytest.raises(SimCSELabError, match="BERT and RoBERTa encoders only .* DistilBertModel"):
         other.bert_forward = "own"
     assert not other.runs_own_forward(torch.device("cpu"))
 
@@ -328,3 +338,18 @@ def test_a_gpu_batch_packs_when_big_padded_and_right_padded():
     positions = token_positions(small)
     assert positions.tolist()[:33] == list(range(32)) + [32]  # row 0's 32 tokens, then row 1 starts at 32
     assert len(positions) == int(small.sum())
+
+
+@pytest.mark.parametrize("pooler", ["cls", "avg"])
+@pytest.mark.parametrize("kind", ["roberta", "xlm-roberta"])
+def test_encoder_runs_roberta_with_its_own_forward_too(tiny_model_dir, kind, pooler):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)  # pads with id 0, the tiny RoBERTa's padding id
+    encoder = SimCSEEncoder(tiny_bert(kind=kind), tokenizer, pooler=pooler).eval()
+    assert encoder.runs_own_forward(torch.device("cpu"))
+    batch = encoder.tokenize(["a man plays the guitar", "two", "the dog runs in the park and then it sleeps"])
+    assert worth_packing(batch["attention_mask"])
+    with torch.no_grad():
+        ours = encoder(batch["input_ids"], batch["attention_mask"])
+        encoder.bert_forward = "transformers"
+        reference = encoder(batch["input_ids"], batch["attention_mask"])
+    assert torch.allclose(ours, reference, atol=1e-5)
