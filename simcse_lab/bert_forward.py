@@ -41,7 +41,7 @@ nothing back to the host. Transformers' BERT reads its attention mask (`padding_
 the mask when there is no padding) in every forward: a device sync that stops the host from queueing
 the next kernels while the GPU works. Packing needs the real tokens' positions, which the device only
 knows after a sync (`nonzero`); the trainer finds them on the host instead, where the batch is built,
-and sends them along (`token_positions`), for batches big enough that the arithmetic saved outweighs
+and sends them along (`real_token_positions`), for batches big enough that the arithmetic saved outweighs
 the gathers and scatters added (`host_packing_pays`); smaller ones keep the dense (B, T) layout.
 "auto" keeps the transformers forward on GPUs until the two are timed there (`bash
 benchmarks/gpu/run.sh` times both).
@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["supports_own_forward", "worth_packing", "token_positions", "host_packing_pays", "bert_hidden_states"]
+__all__ = ["supports_own_forward", "worth_packing", "real_token_positions", "host_packing_pays", "bert_hidden_states"]
 
 # Below this share of padding positions, packing and unpacking cost more than the padding it skips:
 # `encode` sorts sentences by length, so its batches are about 1% padding (4,096 wiki sentences, batch 64),
@@ -102,7 +102,7 @@ def worth_packing(attention_mask: torch.Tensor) -> bool:
 GPU_PACK_MIN_POSITIONS = 16_384
 
 
-def token_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+def real_token_positions(attention_mask: torch.Tensor) -> torch.Tensor:
     """(N,) flat indices (row * T + column) of the real tokens of a (B, T) mask: the packed layout, computed
     where the mask is (on the host, so that a GPU batch packs without a device sync)."""
     return attention_mask.reshape(-1).nonzero().squeeze(1)
@@ -115,11 +115,6 @@ def host_packing_pays(attention_mask: torch.Tensor) -> bool:
     GPU_PACK_MIN_POSITIONS is set from first principles, not yet from a GPU timing."""
     return (attention_mask.numel() >= GPU_PACK_MIN_POSITIONS and bool(attention_mask[:, 0].all())
             and worth_packing(attention_mask))
-
-
-# Batches of at least this many (B x T) positions are packed on a GPU: 512 sentences x 2 views x 16 tokens.
-# Unsupervised batch 64 at length 32 (4,096 positions) stays dense, batch 512 (32,768) packs.
-GPU_PACK_MIN_POSITIONS = 16_384
 
 
 def bert_hidden_states(backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -135,7 +130,7 @@ def bert_hidden_states(backbone: nn.Module, input_ids: torch.Tensor, attention_m
     state of position 0 only ([CLS]: its keys and values still come from every token), returned as
     (B, 1, H); for the [CLS] poolers, which read nothing else. It needs a real token at position 0 of
     every sentence (right padding). token_positions: the packed layout's (N,) flat indices of the real
-    tokens (`token_positions`), computed on the host; without them packing finds them on the device
+    tokens (`real_token_positions`), computed on the host; without them packing finds them on the device
     (`nonzero`: a device sync on a GPU).
     """
     if first_token_only and all_layers:

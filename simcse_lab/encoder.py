@@ -125,7 +125,7 @@ class SimCSEEncoder(nn.Module):
         """input_ids, attention_mask: (B, T) -> sentence embeddings (B, H).
 
         token_positions: for simcse_lab's own forward off the CPU, the (N,) flat indices of the real tokens,
-        computed on the host (`bert_forward.token_positions`); the batch then runs padding-free (packed)
+        computed on the host (`bert_forward.real_token_positions`); the batch then runs padding-free (packed)
         without a device sync. It needs a real token at position 0 of every row. Other paths ignore it."""
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
@@ -137,7 +137,7 @@ class SimCSEEncoder(nn.Module):
             on_cpu = input_ids.device.type == "cpu"
             pack = token_positions is not None or (on_cpu and worth_packing(attention_mask))
             # the dense layout's [CLS] row is what BertModel gives at position 0 whatever is there; packed, it
-            # must be a token (the caller of token_positions checks that on the host)
+            # must be a token (whoever passes token_positions checks that on the host)
             first_token_only = self.pooler in FIRST_TOKEN_POOLERS and (
                 not pack or token_positions is not None or bool(attention_mask[:, 0].all()))
             states = bert_hidden_states(self.backbone, input_ids, attention_mask, token_type_ids, all_layers,

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .batches import TokenizedColumn, collate
-from .bert_forward import host_packing_pays, token_positions
+from .bert_forward import host_packing_pays, real_token_positions
 from .data import TrainingData
 from .encoder import SimCSEEncoder
 from .errors import SimCSELabError
@@ -100,7 +100,7 @@ def host_token_positions(model, mask: torch.Tensor, device: torch.device) -> tor
         return None
     if not host_packing_pays(mask):
         return None
-    return token_positions(mask).to(device, non_blocking=True)
+    return real_token_positions(mask).to(device, non_blocking=True)
 
 
 def objective_name(config: TrainConfig, data: TrainingData) -> str:

@@ -8,16 +8,14 @@ from transformers import AutoTokenizer
 from transformers import (BertConfig, BertModel, DistilBertConfig, DistilBertModel, RobertaConfig, RobertaModel, XLMRobertaConfig,
                           XLMRobertaModel)
 
-from simcse_lab import SimCSEEncoder
-from simcse_lab import bert_forward
+from simcse_lab import SimCSEEncoder, bert_forward, objectives
 from simcse_lab.batches import TokenizedColumn
+from simcse_lab.bert_forward import (GPU_PACK_MIN_POSITIONS, MIN_PADDING_SHARE, bert_hidden_states, dropout, host_packing_pays,
+                                     real_token_positions, supports_own_forward, worth_packing)
 from simcse_lab.distributed import DistributedContext
 from simcse_lab.errors import SimCSELabError
-from simcse_lab import objectives
 from simcse_lab.objectives import SimCSEObjective
 from simcse_lab.train import TrainConfig
-from simcse_lab.bert_forward import (GPU_PACK_MIN_POSITIONS, MIN_PADDING_SHARE, bert_hidden_states, dropout, host_packing_pays,
-                                     supports_own_forward, token_positions, worth_packing)
 
 
 ARCHITECTURES = {"bert": (BertConfig, BertModel), "roberta": (RobertaConfig, RobertaModel),
@@ -297,7 +295,7 @@ def test_own_forward_off_the_cpu_reads_nothing_back_to_the_host(tiny_model_dir, 
     optimizer = torch.optim.AdamW(parameters, lr=1e-3, foreach=True)
 
     packed = []
-    monkeypatch.setattr(objectives, "token_positions", lambda mask: packed.append(mask.shape) or token_positions(mask))
+    monkeypatch.setattr(objectives, "real_token_positions", lambda mask: packed.append(mask.shape) or real_token_positions(mask))
     if layout == "packed on the host":
         monkeypatch.setattr(bert_forward, "GPU_PACK_MIN_POSITIONS", 0)  # this small batch packs as a big one would
     encoder.bert_forward = "own"
@@ -320,9 +318,9 @@ def test_positions_found_on_the_host_give_the_same_embeddings(tiny_model_dir, po
     batch = encoder.tokenize(["a man plays the guitar", "two", "the dog runs in the park and then it sleeps"])
     ids, mask = batch["input_ids"], batch["attention_mask"]
     with torch.no_grad():
-        ours = encoder(ids, mask, token_positions=token_positions(mask))
+        ours = encoder(ids, mask, token_positions=real_token_positions(mask))
         encoder.bert_forward = "transformers"
-        reference = encoder(ids, mask, token_positions=token_positions(mask))  # ignored there
+        reference = encoder(ids, mask, token_positions=real_token_positions(mask))  # ignored there
     assert torch.allclose(ours, reference, atol=1e-5)
 
 
@@ -335,7 +333,7 @@ def test_a_gpu_batch_packs_when_big_padded_and_right_padded():
     _, left = ragged_batch(lengths, left=True)  # position 0 is padding in some rows: the [CLS] layer needs it real
     assert not host_packing_pays(left)
     assert not host_packing_pays(torch.ones(512, 32, dtype=torch.long))  # nothing to skip
-    positions = token_positions(small)
+    positions = real_token_positions(small)
     assert positions.tolist()[:33] == list(range(32)) + [32]  # row 0's 32 tokens, then row 1 starts at 32
     assert len(positions) == int(small.sum())
 
