@@ -4,9 +4,8 @@ BertModel: same hidden states, same gradients; and off the CPU, no reads back to
 import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer
-from transformers import (BertConfig, BertModel, DistilBertConfig, DistilBertModel, RobertaConfig, RobertaModel, XLMRobertaConfig,
-                          XLMRobertaModel)
+from transformers import (AutoTokenizer, BertConfig, BertModel, CamembertConfig, CamembertModel, DistilBertConfig, DistilBertModel,
+                          RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel)
 
 from simcse_lab import SimCSEEncoder, bert_forward, objectives
 from simcse_lab.batches import TokenizedColumn
@@ -19,11 +18,11 @@ from simcse_lab.train import TrainConfig
 
 
 ARCHITECTURES = {"bert": (BertConfig, BertModel), "roberta": (RobertaConfig, RobertaModel),
-                 "xlm-roberta": (XLMRobertaConfig, XLMRobertaModel)}
+                 "xlm-roberta": (XLMRobertaConfig, XLMRobertaModel), "camembert": (CamembertConfig, CamembertModel)}
 
 
 def tiny_bert(dropout_p: float = 0.0, seed: int = 0, kind: str = "bert"):
-    """A random 3-layer BertModel, or RoBERTa / XLM-R of the same shape (padding id 0, as ragged_batch pads)."""
+    """A random 3-layer BertModel, or RoBERTa / XLM-R / CamemBERT of the same shape (padding id 0, as ragged_batch pads)."""
     config_class, model_class = ARCHITECTURES[kind]
     torch.manual_seed(seed)
     config = config_class(vocab_size=200, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
