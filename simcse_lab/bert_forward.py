@@ -167,7 +167,7 @@ class TokenLayout:
         self.batch, self.width = real.shape
         # (N,) indices into B * T, or None for the dense layout
         if pack and flat_positions is None:
-            flat_positions = real.reshape(-1).nonzero().squeeze(1)
+            flat_positions = real_token_positions(real)
         self.flat_positions = flat_positions if pack else None
         flat = self.flat_positions if pack else torch.arange(self.batch * self.width, device=real.device)
         self.columns = flat % self.width  # a token's column, as BertModel's default position_ids

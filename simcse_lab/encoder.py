@@ -96,7 +96,7 @@ class SimCSEEncoder(nn.Module):
     def bert_forward(self) -> str:
         """Which BERT forward runs: "auto" (simcse_lab's own on the CPU, transformers' elsewhere), "own"
         (simcse_lab's on every device: no host syncs on a GPU) or "transformers". Both give the same
-        hidden states (simcse_lab.bert_forward); models other than BERT always run transformers'."""
+        hidden states (simcse_lab.bert_forward); models other than BERT and RoBERTa always run transformers'."""
         return self._bert_forward
 
     @bert_forward.setter
