@@ -14,7 +14,7 @@ import argparse
 import json
 
 from simcse_lab import SimCSEEncoder
-from simcse_lab.diagnose import encoder_report
+from simcse_lab.evaluation.report import encoder_report
 from simcse_lab.evaluate import evaluate_sts, format_comparison_table
 
 

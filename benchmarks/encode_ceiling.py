@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import build_model, find_data_dir, load_sentences, load_tokenizer  # noqa: E402
-from simcse_lab.bert_forward import matmul_transposed, onednn_available  # noqa: E402
+from simcse_lab.models.bert_forward import matmul_transposed, onednn_available  # noqa: E402
 
 
 def unavoidable_work(batches: list[tuple[int, int]], hidden: int, intermediate: int, layers: int, heads: int,

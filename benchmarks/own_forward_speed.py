@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import find_data_dir, load_sentences, load_tokenizer  # noqa: E402
 from simcse_lab import SimCSEEncoder  # noqa: E402
-from simcse_lab.batches import TokenizedColumn, collate  # noqa: E402
+from simcse_lab.models.batches import TokenizedColumn, collate  # noqa: E402
 from simcse_lab.losses import unsup_simcse_loss  # noqa: E402
 
 ARCHITECTURES = ("bert", "roberta", "xlm-roberta")

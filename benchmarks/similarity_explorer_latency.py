@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 import simcse_lab
-from simcse_lab.widgets import SimilarityExplorer, example_sentences
+from simcse_lab.apps.widgets import SimilarityExplorer, example_sentences
 
 TARGET_MS = 300
 

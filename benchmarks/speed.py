@@ -69,7 +69,7 @@ def load_tokenizer(workdir: Path, text: list[str] | None):
     if (Path(DEFAULT_MODEL) / "tokenizer.json").is_file() or (Path(DEFAULT_MODEL) / "vocab.txt").is_file():
         return AutoTokenizer.from_pretrained(DEFAULT_MODEL), "simcse_lab.DEFAULT_MODEL"
     if text:
-        from simcse_lab.pretrain import train_wordpiece
+        from simcse_lab.pretrain.data import train_wordpiece
 
         return train_wordpiece(text, 8192, workdir / "wordpiece"), "WordPiece 8192 trained on the benchmark text"
     rng = random.Random(0)

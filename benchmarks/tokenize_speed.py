@@ -6,10 +6,10 @@ Times, side by side in one process on the same sentences (wiki lines of 6-40 tok
 random vocabulary words without the data):
 
 - `tokenizer(sentences, truncation=True, max_length=L, padding="max_length", return_tensors="np")`:
-  what `TokenizedColumn` called before simcse_lab.tokenization;
+  what `TokenizedColumn` called before simcse_lab.models.tokenization;
 - `tokenizer(sentences, padding=True, truncation=True, max_length=L, return_tensors="pt")`: what
   `SentenceTransformer.encode` calls per batch (here on all sentences at once);
-- `simcse_lab.tokenization.token_matrix` on one thread and on every core this process may use.
+- `simcse_lab.models.tokenization.token_matrix` on one thread and on every core this process may use.
 
 Every row gives the same ids (checked). TOKENIZERS_PARALLELISM is left as the environment sets it (the
 Rust tokenizer's own threads); the table says which. Prints a table; writes benchmarks/results/tokenize_speed.json.
@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import ROOT, find_data_dir, load_sentences, load_tokenizer  # noqa: E402
-from simcse_lab.tokenization import token_matrix, tokenizer_threads  # noqa: E402
+from simcse_lab.models.tokenization import token_matrix, tokenizer_threads  # noqa: E402
 
 
 def best_seconds(run, repeats: int) -> float:

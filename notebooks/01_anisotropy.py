@@ -54,12 +54,13 @@ STS_PAIRS = {"smoke": 50, "quick": None, "full": None}[MODE]  # None = every STS
 # %%
 from IPython.display import Markdown, display
 
-from simcse_lab import SimCSEEncoder, geometry, viz
+from simcse_lab import SimCSEEncoder, geometry
+from simcse_lab.apps import viz
 from simcse_lab.data import load_sts, read_sentences
-from simcse_lab.diagnose import encoder_report
+from simcse_lab.evaluation.report import encoder_report
 from simcse_lab.evaluate import evaluate_sts, format_comparison_table, pair_cosine_scores
-from simcse_lab.postprocess import fit_postprocess
-from simcse_lab.widgets import example_sentences
+from simcse_lab.models.postprocess import fit_postprocess
+from simcse_lab.apps.widgets import example_sentences
 
 encoder = SimCSEEncoder.from_pretrained(MODEL, pooler=POOLER)
 wiki_file = (Path(DATA_DIR) / "wiki" / "wiki1m_head.txt" if DATA_DIR
@@ -118,7 +119,7 @@ viz.gold_bin_figure(cosines, gold, title=f"STS-B dev: cosine by gold-score bin (
 # %% [markdown]
 # ## 4. Which pooler? [CLS] versus averaging
 #
-# A pooler turns the per-token states into one vector (`simcse_lab.pooling`):
+# A pooler turns the per-token states into one vector (`simcse_lab.models.pooling`):
 #
 # | pooler | what it takes |
 # |---|---|

@@ -69,13 +69,14 @@ import torch
 from ipywidgets import FloatLogSlider, interact
 from IPython.display import Markdown, display
 
-from simcse_lab import SimCSEEncoder, geometry, losses, viz
+from simcse_lab import SimCSEEncoder, geometry, losses
+from simcse_lab.apps import viz
 from simcse_lab.augment import dropout_task_difficulty, dropout_views
 from simcse_lab.data import ALL7, load_sts, read_sentences
-from simcse_lab.diagnose import encoder_report
+from simcse_lab.evaluation.report import encoder_report
 from simcse_lab.evaluate import evaluate_sts, format_comparison_table
 from simcse_lab.train import TrainConfig, train
-from simcse_lab.widgets import TrainingDashboard, example_sentences
+from simcse_lab.apps.widgets import TrainingDashboard, example_sentences
 
 train_file = (simcse_lab.data.download_simcse_training_file("wiki1m_for_simcse.txt") if USE_WIKI1M or not DATA_DIR
               else simcse_lab.data.write_unsup_training_file(OUTPUTS / "data" / "wiki_wordnet.txt"))

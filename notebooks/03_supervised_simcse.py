@@ -71,14 +71,15 @@ import plotly.graph_objects as go
 import torch
 from IPython.display import Markdown, display
 
-from simcse_lab import SimCSEEncoder, losses, viz
+from simcse_lab import SimCSEEncoder, losses
+from simcse_lab.apps import viz
 from simcse_lab.data import ALL7, load_training_file
-from simcse_lab.diagnose import encoder_report
+from simcse_lab.evaluation.report import encoder_report
 from simcse_lab.evaluate import evaluate_sts, format_comparison_table, save_results
-from simcse_lab.postprocess import fit_postprocess
-from simcse_lab.sbert import load_nli_pairs, write_nli_csv
+from simcse_lab.models.postprocess import fit_postprocess
+from simcse_lab.training.sbert import load_nli_pairs, write_nli_csv
 from simcse_lab.train import TrainConfig, train
-from simcse_lab.widgets import TrainingDashboard
+from simcse_lab.apps.widgets import TrainingDashboard
 
 triplets_file = (simcse_lab.data.download_simcse_training_file("nli_for_simcse.csv") if USE_NLI_FOR_SIMCSE or not DATA_DIR
                  else Path(DATA_DIR) / "nli" / "snli_devtest_triplets.csv")
@@ -162,7 +163,7 @@ viz.training_curves(sup_result.history, title="Supervised SimCSE: training curve
 #
 # **SBERT** (Reimers & Gurevych, 2019) trains on the same NLI data differently: a siamese encoder with
 # mean pooling gives $u$ and $v$, and a softmax classifier on $(u, v, |u - v|)$ predicts entailment /
-# neutral / contradiction (`simcse_lab.sbert`). It never asks unrelated sentences to be far apart.
+# neutral / contradiction (`simcse_lab.training.sbert`). It never asks unrelated sentences to be far apart.
 # Here it trains on the SNLI dev+test pairs of the data folder (`$SIMCSE_LAB_DATA/nli`, SentEval's
 # layout; the paper's SBERT row used all of SNLI+MNLI train) with SBERT's settings: batch 16, learning
 # rate 2e-5, 10% warm-up. `write_nli_csv` turns the pairs into the `sent0,sent1,label` CSV the trainer reads.

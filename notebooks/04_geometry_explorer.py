@@ -16,7 +16,7 @@
 import os
 
 import simcse_lab
-from simcse_lab import widgets
+from simcse_lab.apps import widgets
 
 SMOKE = os.environ.get("SIMCSE_LAB_SMOKE") == "1"  # a quick run (CI): smaller corpus, PCA instead of UMAP
 MODEL = simcse_lab.DEFAULT_MODEL  # any saved directory or hub id, e.g. "bert-base-uncased" (online)
@@ -33,10 +33,10 @@ COMPARE_WITH = widgets.comparison_model(fallback=MODEL)
 # paraphrases together (*alignment*) — Wang & Isola (2020), Gao et al. (2021, §5).
 #
 # This notebook only looks. Every app below is interactive: type, pick, rotate. All logic lives in
-# `simcse_lab.viz` (figures) and `simcse_lab.widgets` (apps).
+# `simcse_lab.apps.viz` (figures) and `simcse_lab.apps.widgets` (apps).
 
 # %%
-from simcse_lab.widgets import CorpusMap, ModelCompare, SimilarityExplorer, SphereExplorer
+from simcse_lab.apps.widgets import CorpusMap, ModelCompare, SimilarityExplorer, SphereExplorer
 
 encoder = simcse_lab.SimCSEEncoder.from_pretrained(MODEL)
 sentences, topics = widgets.example_sentences(), widgets.example_sentences(groups=True)

@@ -155,10 +155,6 @@ class Whitening:
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"mean": self.mean.contiguous(), "kernel": self.kernel.contiguous()}
 
-    @classmethod
-    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> "Whitening":
-        return cls(mean=state["mean"].double(), kernel=state["kernel"].double())
-
 
 @dataclass
 class GoldBinStats:

@@ -14,21 +14,29 @@ default scale=20 is exactly t=0.05.
 
 Hard-negative weight. As in the official code, w is added to the logit cos(h_i, h_i-)/t *after*
 dividing by t, which multiplies exp(.) of that term by alpha = e^w (so w = log alpha; the paper's
-Table D.2 finds alpha = 1, i.e. w = 0, best). Only the hard negative paired with sentence i gets w.
+Table 7 finds alpha = 1, i.e. w = 0, best). Only the hard negative paired with sentence i gets w.
 
-Inputs are raw (un-normalised) embeddings; the cosine is computed inside. Labels are i (the
+Inputs are raw (un-normalised) embeddings; the cosine is computed inside, in fp32 even under bf16/fp16
+autocast: positives and hard negatives differ in the second or third decimal of their cosines, which
+bf16's 8-bit mantissa rounds away, and 1/t = 20 then magnifies the rounding. Labels are i (the
 diagonal), and the result is the mean cross-entropy over the batch.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 import torch.nn.functional as F
 
 
 def cosine_logits(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
-    """cos(a_i, b_j) / t for all i, j. a: (B, D), b: (M, D) -> (B, M)."""
-    return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / temperature
+    """cos(a_i, b_j) / t for all i, j, in fp32 (see the module docstring). a: (B, D), b: (M, D) -> (B, M)."""
+    device_type = a.device.type
+    exact = (torch.autocast(device_type, enabled=False) if device_type in ("cpu", "cuda") and torch.is_autocast_enabled(device_type)
+             else contextlib.nullcontext())
+    with exact:
+        return F.normalize(a.float(), dim=-1) @ F.normalize(b.float(), dim=-1).T / temperature
 
 
 def simcse_logits(

@@ -5,8 +5,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from simcse_lab import tokenization
-from simcse_lab.batches import TokenizedColumn, collate, tokenized_slabs
+from simcse_lab.models import tokenization
+from simcse_lab.models.batches import TokenizedColumn, collate, tokenized_slabs
 
 SENTENCES = ["a man plays the guitar", "two", "the dog runs in the park and the man plays the guitar with a red car", "",
              "a small red car"]

@@ -7,14 +7,15 @@ import torch
 from transformers import (AutoTokenizer, BertConfig, BertModel, CamembertConfig, CamembertModel, DistilBertConfig, DistilBertModel,
                           RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel)
 
-from simcse_lab import SimCSEEncoder, bert_forward, objectives
-from simcse_lab.batches import TokenizedColumn
-from simcse_lab.bert_forward import (GPU_PACK_MIN_POSITIONS, MIN_PADDING_SHARE, bert_hidden_states, dropout, host_packing_pays,
+from simcse_lab import SimCSEEncoder
+from simcse_lab.models import bert_forward
+from simcse_lab.training import objectives
+from simcse_lab.models.batches import TokenizedColumn
+from simcse_lab.models.bert_forward import (GPU_PACK_MIN_POSITIONS, MIN_PADDING_SHARE, bert_hidden_states, dropout, host_packing_pays,
                                      real_token_positions, supports_own_forward, worth_packing)
-from simcse_lab.distributed import DistributedContext
+from simcse_lab.training.distributed import DistributedContext
 from simcse_lab.errors import SimCSELabError
-from simcse_lab.objectives import SimCSEObjective
-from simcse_lab.train import TrainConfig
+from simcse_lab.training.objectives import SimCSEObjective
 
 
 ARCHITECTURES = {"bert": (BertConfig, BertModel), "roberta": (RobertaConfig, RobertaModel),
@@ -148,7 +149,7 @@ def test_encoder_uses_it_for_bert_on_cpu_and_matches_the_transformers_path(tiny_
 
 def test_cls_poolers_run_the_last_layer_on_the_cls_row_only(tiny_model_dir, monkeypatch):
     """The saving itself: the last layer's feed-forward sees one row per sentence for [CLS] poolers."""
-    import simcse_lab.bert_forward as bert_forward
+    import simcse_lab.models.bert_forward as bert_forward
 
     seen = []
     real_layer = bert_forward.bert_layer
@@ -214,8 +215,7 @@ def test_onednn_linear_equals_f_linear_in_values_and_gradients(bias, monkeypatch
     for use_onednn in (False, True):
         module.zero_grad()
         inputs = x.clone().requires_grad_()
-        monkeypatch.setattr(bert_forward, "USE_ONEDNN", use_onednn)
-        out = bert_forward.linear(inputs, module)
+        out = bert_forward.linear(inputs, module, onednn=use_onednn)
         out.backward(grad_out)
         results.append((out.detach(), inputs.grad, module.weight.grad.clone(), None if module.bias is None else module.bias.grad.clone()))
     for reference, ours in zip(*results):
@@ -254,12 +254,11 @@ def test_onednn_check_gives_the_same_answer_when_first_asked_under_bf16_autocast
 def test_dense_cls_row_equals_bert_model_at_position_0_even_where_that_is_padding(monkeypatch):
     """What "own" runs on a GPU: the dense layout, torch's linear, the [CLS]-only last layer with no check of
     the mask; with left padding position 0 is padding, and BertModel's output there is still what it gives."""
-    monkeypatch.setattr(bert_forward, "USE_ONEDNN", False)
     model = tiny_bert().eval()
     ids, mask = ragged_batch([7, 3, 12, 1, 12, 5], width=14, left=True)
     with torch.no_grad():
         reference = model(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]
-        (ours,) = bert_hidden_states(model, ids, mask, pack=False, first_token_only=True)
+        (ours,) = bert_hidden_states(model, ids, mask, pack=False, first_token_only=True, onednn=False)
     assert torch.allclose(ours[:, 0], reference, atol=1e-5)
 
 
@@ -287,9 +286,9 @@ def test_own_forward_off_the_cpu_reads_nothing_back_to_the_host(tiny_model_dir, 
     encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler=pooler, device="cpu", dropout=0.1)
     sentences = ["a man plays the guitar", "two", "the dog runs in the park and then it sleeps", "a red car"]
     column = TokenizedColumn.from_sentences(encoder.tokenizer, sentences, 16)
-    objective = SimCSEObjective(TrainConfig(), "unsup")
     encoder.to("meta").train()
     meta, dist = torch.device("meta"), DistributedContext(torch.device("meta"))
+    objective = SimCSEObjective(encoder, [column], meta, dist, mode="unsup")
     parameters = [p for p in encoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=1e-3, foreach=True)
 
@@ -298,7 +297,7 @@ def test_own_forward_off_the_cpu_reads_nothing_back_to_the_host(tiny_model_dir, 
     if layout == "packed on the host":
         monkeypatch.setattr(bert_forward, "GPU_PACK_MIN_POSITIONS", 0)  # this small batch packs as a big one would
     encoder.bert_forward = "own"
-    loss = objective.loss(encoder, [column, column], np.arange(4), None, meta, dist)
+    loss = objective.loss(encoder, np.arange(4))
     assert [shape[0] for shape in packed] == ([8] if layout == "packed on the host" else [])  # 4 sentences x 2 views
     loss.backward()
     torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -307,7 +306,7 @@ def test_own_forward_off_the_cpu_reads_nothing_back_to_the_host(tiny_model_dir, 
 
     encoder.bert_forward = "transformers"
     with pytest.raises(RuntimeError, match="meta"):
-        objective.loss(encoder, [column, column], np.arange(4), None, meta, dist)
+        objective.loss(encoder, np.arange(4))
 
 
 @pytest.mark.parametrize("pooler", ["cls", "avg", "avg_first_last"])

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from simcse_lab import course, viz
+from simcse_lab.commands import course
+from simcse_lab.apps import viz
 from simcse_lab.errors import SimCSELabError
 from simcse_lab.evaluate import evaluate_sts
 from simcse_lab.data import load_sts
-from simcse_lab.sbert import load_nli_pairs, write_nli_csv
+from simcse_lab.data.nli import load_nli_pairs, write_nli_csv
 
 
 def test_notebook_selection_by_name_stem_or_number():

@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,9 @@ import torch
 import torch.multiprocessing as mp
 
 from simcse_lab.data import TrainingData
-from simcse_lab.encoder import SimCSEEncoder
-from simcse_lab.distributed import DistributedContext
-from simcse_lab.objectives import build_objective
+from simcse_lab.models.encoder import SimCSEEncoder
+from simcse_lab.training.distributed import DistributedContext
+from simcse_lab.training.objectives import build_objective
 from simcse_lab.train import TrainConfig, freeze_unused_backbone_pooler
 
 from conftest import WORDS
@@ -48,18 +49,17 @@ def loss_and_grads(model_dir: str, case: str, dist: DistributedContext, rows: np
     """One training step's loss and gradients, through the trainer's own objective and DDP wrapper."""
     data_rows, pooler, chunk_size = CASES[case]
     data = TrainingData("unsup" if len(data_rows[0]) == 1 else "triplets", data_rows)
-    config = TrainConfig(train_file="unused.txt", pooler_type=pooler, temp=0.05, hard_negative_weight=0.2, dropout=0.0,
+    config = TrainConfig(train_file="unused.txt", pooler_type=pooler, temp=0.05, dropout=0.0,
+                         hard_negative_weight=0.2 if data.mode == "triplets" else 0.0,
                          gradient_cache_chunk_size=chunk_size, show_progress=False)
     torch.manual_seed(0)  # the same MLP head initialisation on every rank
     encoder = SimCSEEncoder.from_pretrained(model_dir, pooler=pooler, device="cpu", dropout=0.0)
     freeze_unused_backbone_pooler(encoder)
     encoder.train()
-    objective = build_objective(config, data, encoder)
-    columns = objective.tokenize(encoder.tokenizer, data, 32)
+    objective = build_objective(config, data, encoder, torch.device("cpu"), dist)
     model = dist.wrap(encoder)
-    loss = objective.loss(model, columns, rows, data, torch.device("cpu"), dist)
-    if not objective.backward_inside:
-        loss.backward()
+    loss = objective.loss(model, rows)
+    objective.backward(loss)
     grads = {name: p.grad.clone() for name, p in encoder.named_parameters() if p.grad is not None}
     return float(loss.detach()), grads
 
@@ -116,3 +116,67 @@ def test_torchrun_two_ranks_follow_one_process(tiny_model_dir, tmp_path):
     assert len(single) == 4
     assert distributed == pytest.approx(single, rel=1e-4)
     assert (tmp_path / "ddp" / "model.safetensors").is_file()
+
+
+def test_torchrun_with_an_indexed_cuda_device_trains_on_the_gpu_of_each_rank(monkeypatch):
+    """Regression: `--device cuda:0` under torchrun fell through to the CPU and gloo, silently (only "auto" and "cuda"
+    were recognised). Each rank now takes its own GPU (LOCAL_RANK) with NCCL, as the HF Trainer does. No GPU here:
+    torch's CUDA and process-group calls are replaced by recorders."""
+    import torch.distributed as torch_dist
+
+    calls = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.append(("set_device", str(device))))
+    monkeypatch.setattr(torch_dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch_dist, "init_process_group", lambda backend: calls.append(("init", backend)))
+    monkeypatch.setattr(torch_dist, "get_rank", lambda: 1)
+    for name in ("cuda:0", "cuda", "auto"):
+        calls.clear()
+        context = DistributedContext.from_environment(name)
+        assert (str(context.device), context.rank, context.world_size) == ("cuda:1", 1, 2), name
+        assert calls == [("set_device", "cuda:1"), ("init", "nccl")], name
+    calls.clear()
+    assert str(DistributedContext.from_environment("cpu").device) == "cpu" and calls == [("init", "gloo")]
+
+
+def skip_worker(rank: int, model_dir: str, port: int, out: str) -> None:
+    """One training step under DDP with on_nonfinite=skip, where only rank 0's loss is NaN."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), TOKENIZERS_PARALLELISM="false")
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=WORLD)
+    try:
+        from simcse_lab.training.trainer import TrainingStep
+
+        dist = DistributedContext(torch.device("cpu"), rank, WORLD)
+        data = TrainingData("unsup", [(s,) for s in SENTENCES])
+        config = TrainConfig(train_file="unused.txt", pooler_type="avg", on_nonfinite="skip", dropout=0.0, show_progress=False)
+        encoder = SimCSEEncoder.from_pretrained(model_dir, pooler="avg", device="cpu", dropout=0.0)
+        freeze_unused_backbone_pooler(encoder)
+        objective = build_objective(config, data, encoder, torch.device("cpu"), dist)
+        real_loss = objective.loss
+        objective.loss = lambda model, rows: real_loss(model, rows) * (float("nan") if rank == 0 else 1.0)
+        step = TrainingStep(config, encoder, objective, dist, max_steps=4)
+        before = {name: p.detach().clone() for name, p in encoder.named_parameters()}
+        took = step.run(np.arange(rank * PER_RANK, (rank + 1) * PER_RANK))
+        moved = any(not torch.equal(before[name], p) for name, p in encoder.named_parameters())
+        (Path(out) / f"rank{rank}.json").write_text(json.dumps({"took": took, "moved": moved}))
+        torch.distributed.barrier()
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_ranks_agree_to_skip_a_step_that_is_nan_on_one_of_them(tiny_model_dir, tmp_path):
+    """Regression: with --on_nonfinite skip each rank decided alone, so the rank with the NaN skipped its backward
+    while the other waited in DDP's gradient all-reduce (a hang, or mismatched collectives). Both must skip."""
+    context = mp.start_processes(skip_worker, args=(str(tiny_model_dir), free_port(), str(tmp_path)), nprocs=WORLD, join=False,
+                                 start_method="spawn")
+    deadline = time.monotonic() + 240
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the ranks did not finish the step within 240 s: they disagreed about skipping it")
+    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
+    assert results == [{"took": False, "moved": False}] * WORLD

@@ -156,3 +156,55 @@ def test_a_plain_model_under_a_folder_named_simcse_is_not_official(tiny_model_di
     target = tmp_path / "my_simcse_lab_checkout" / "models" / "plain-bert"
     shutil.copytree(tiny_model_dir, target)
     assert SimCSEEncoder.from_pretrained(target, device="cpu").pooler == "avg"
+
+
+def test_a_sentence_transformers_pooling_config_outranks_simcse_in_the_name(tiny_model_dir, tmp_path):
+    """Regression: a local sentence-transformers model named like an official SimCSE checkpoint ("my-simcse-st")
+    with mean pooling loaded as cls, with an "MLP" taken from BERT's untrained pooler. The saved configuration
+    comes first: its mean pooling, which sentence-transformers itself computes the same way."""
+    import shutil
+
+    target = tmp_path / "my-simcse-st"
+    shutil.copytree(tiny_model_dir, target)
+    (target / "1_Pooling").mkdir()
+    (target / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, "pooling_mode_cls_token": False,
+                                                                  "pooling_mode_mean_tokens": True}))
+    (target / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    encoder = SimCSEEncoder.from_pretrained(target, device="cpu")
+    assert (encoder.pooler, encoder.mlp) == ("avg", None)
+    assert "1_Pooling" in encoder.pooler_reason
+    st = pytest.importorskip("sentence_transformers")
+    reference = st.SentenceTransformer(str(target), device="cpu").encode(SENTENCES)
+    np.testing.assert_allclose(encoder.encode(SENTENCES).numpy(), reference, rtol=1e-4, atol=1e-5)
+
+
+def test_pooler_reason_says_where_the_pooler_came_from(tiny_model_dir, tmp_path):
+    import shutil
+
+    assert "no saved pooling configuration" in SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu").pooler_reason
+    assert "given by the caller" in SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="cls", device="cpu").pooler_reason
+    shutil.copytree(tiny_model_dir, tmp_path / "unsup-simcse-tiny")
+    assert "official SimCSE checkpoint name" in SimCSEEncoder.from_pretrained(tmp_path / "unsup-simcse-tiny", device="cpu").pooler_reason
+    SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="avg_top2", device="cpu").save_pretrained(tmp_path / "saved")
+    assert "simcse_config.json" in SimCSEEncoder.from_pretrained(tmp_path / "saved", device="cpu").pooler_reason
+
+
+def test_encode_of_nothing_has_the_width_of_the_post_processed_embeddings(tiny_model_dir):
+    """Regression: with a whitening that keeps k < D dimensions attached, encode([]) gave D columns, encode(x) k."""
+    from simcse_lab.models.postprocess import fit_postprocess
+
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="avg", device="cpu")
+    fit_postprocess(encoder, SENTENCES * 10, kind="whitening", k=3)
+    assert encoder.encode(SENTENCES).shape == (4, 3)
+    assert encoder.encode([]).shape == (0, 3)
+
+
+def test_a_directory_transformers_cannot_read_is_not_called_a_network_problem(tmp_path):
+    """Regression: every ValueError of a load was reported with the offline advice; a config with an unknown
+    model_type is a damaged directory, and the message says what a model directory needs."""
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "no-such-architecture"}))
+    with pytest.raises(SimCSELabError) as caught:
+        SimCSEEncoder.from_pretrained(tmp_path)
+    assert "HF_HUB_OFFLINE" not in str(caught.value) and "config.json, the weights" in str(caught.value)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from simcse_lab.errors import SimCSELabError
-from simcse_lab.flow import Flow, FlowConfig, FlowTransform, log_likelihood, train_flow, split_heldout
+from simcse_lab.models.flow import Flow, FlowConfig, FlowTransform, log_likelihood, train_flow, split_heldout
 from simcse_lab.geometry import Whitening, average_cosine, cosine_matrix
 
 
@@ -172,8 +172,8 @@ def test_flow_transform_save_load_round_trip(tmp_path):
 
 
 def test_flow_composes_with_encoder_and_survives_save(tiny_model_dir, tmp_path):
-    from simcse_lab.encoder import SimCSEEncoder
-    from simcse_lab.postprocess import fit_postprocess
+    from simcse_lab.models.encoder import SimCSEEncoder
+    from simcse_lab.models.postprocess import fit_postprocess
 
     # Varied words and lengths, so that the 32-d embeddings of 40 sentences are not a degenerate cloud.
     words = "the man plays a guitar while a woman sings on the big red table in the park".split()

@@ -1,4 +1,4 @@
-"""The cached loss (simcse_lab.gradcache) against the plain loss, written without the cache.
+"""The cached loss (simcse_lab.training.gradcache) against the plain loss, written without the cache.
 
 The reference embeds the same chunks with a graph, one after the other, and backprops the loss once:
 the memory-hungry computation the cache replaces. With dropout ON both see the same masks only if
@@ -14,9 +14,9 @@ import json
 import pytest
 import torch
 
-from simcse_lab import gradcache
-from simcse_lab.encoder import SimCSEEncoder
-from simcse_lab.gradcache import cached_backward, split_batch
+from simcse_lab.training import gradcache
+from simcse_lab.models.encoder import SimCSEEncoder
+from simcse_lab.training.gradcache import cached_backward, split_batch
 from simcse_lab.losses import sup_simcse_loss, unsup_simcse_loss
 
 from conftest import WORDS
@@ -180,3 +180,14 @@ def test_trainer_with_cached_loss_follows_the_plain_trainer(tiny_model_dir, tmp_
     assert len(histories[0]) == 4
     assert histories[5] == pytest.approx(histories[0], rel=1e-4)
     assert histories[0][-1] < histories[0][0]  # it learns: the weights changed between steps
+
+
+def test_devices_whose_dropout_masks_cannot_be_replayed_are_refused():
+    """Regression: the cached loss replayed the CPU and CUDA generators only, while the trainer picks Apple's MPS when
+    there is one: there its second pass drew new dropout masks and the gradients silently differed from a plain
+    step's. It refuses such a device with one line instead."""
+    from simcse_lab.errors import SimCSELabError
+
+    gradcache.RNGState(torch.device("cpu"))  # replayable
+    with pytest.raises(SimCSELabError, match="replays dropout masks on cpu and cuda only, not mps"):
+        gradcache.RNGState(torch.device("mps"))

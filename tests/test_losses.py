@@ -103,3 +103,19 @@ def test_equals_sentence_transformers_mnrl_with_scale_one_over_temperature():
         pytest.skip(f"sentence-transformers internals differ: {error}")
     assert unsup_simcse_loss(z1, z2, temperature=0.05).item() == pytest.approx(theirs.item(), rel=1e-5)
     assert sup_simcse_loss(z1, z2, z3, temperature=0.05).item() == pytest.approx(theirs_hard.item(), rel=1e-5)
+
+
+def test_logits_under_bf16_autocast_are_the_fp32_logits():
+    """Regression: under bf16 autocast the cosine matmul ran in bf16 and the rounding was then multiplied by
+    1/t = 20. Embeddings whose cosines differ in the third decimal (as a positive and a hard negative do) must
+    give the logits of the formula in float64, within fp32 rounding."""
+    generator = torch.Generator().manual_seed(0)
+    base = torch.randn(16, 64, generator=generator)
+    z1, z2 = base + 0.01 * torch.randn(16, 64, generator=generator), base + 0.01 * torch.randn(16, 64, generator=generator)
+    expected = torch.tensor([[cosine(a.double(), b.double()) / 0.05 for b in z2] for a in z1], dtype=torch.float64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = simcse_logits(z1, z2, temperature=0.05)
+        loss = unsup_simcse_loss(z1, z2, temperature=0.05)
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits.double(), expected, atol=1e-4, rtol=0)
+    assert loss.item() == pytest.approx(reference_loss(z1.double(), z2.double()), abs=1e-4)

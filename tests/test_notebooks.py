@@ -2,7 +2,7 @@
 every notebook runs top to bottom in smoke mode (SIMCSE_LAB_SMOKE=1) through `run_course`.
 
 Regenerate the committed .ipynb files from the .py sources (outputs stripped) with
-`python -c "from simcse_lab.course import write_clean_notebooks; write_clean_notebooks()"`.
+`python -c "from simcse_lab.commands.course import write_clean_notebooks; write_clean_notebooks()"`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from queue import Empty
 
 import pytest
 
-from simcse_lab.course import NOTEBOOK_DIR, NOTEBOOKS, run_course
+from simcse_lab.commands.course import NOTEBOOK_DIR, NOTEBOOKS, run_course
 from simcse_lab.paths import DEFAULT_MODEL
 
 SMOKE_BUDGET_S = 300  # per notebook on a 2-core machine; smoke mode should be far below it
@@ -99,7 +99,7 @@ def fake_channel(monkeypatch, ready_on_call: int | None):
 
     from jupyter_client.channels import AsyncZMQSocketChannel
 
-    from simcse_lab import course
+    from simcse_lab.commands import course
 
     timeouts = []
 
@@ -139,7 +139,7 @@ def test_repolling_still_times_out_and_waits_forever_without_a_timeout(monkeypat
 def test_course_kernels_get_repolling_shell_and_iopub_channels():
     from jupyter_client.channels import AsyncZMQSocketChannel
 
-    from simcse_lab.course import current_python_kernel_manager
+    from simcse_lab.commands.course import current_python_kernel_manager
 
     client = current_python_kernel_manager().client_factory()
     for channel_class in (client.shell_channel_class, client.iopub_channel_class):

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from simcse_lab import corpus as corpus_module
-from simcse_lab.corpus import FORBIDDEN_PREFIXES, SOURCES, build_pretraining_corpus
+from simcse_lab.data import corpus as corpus_module
+from simcse_lab.data.corpus import FORBIDDEN_PREFIXES, SOURCES, build_pretraining_corpus
 from simcse_lab.errors import SimCSELabError
-from simcse_lab.pretrain import (
-    PretrainConfig, add_pretrain_arguments, config_from_args, lr_factor, mask_tokens, masked_lm_loss, pretrain,
-)
+from simcse_lab.pretrain import PretrainConfig, add_pretrain_arguments, config_from_args, masked_lm_loss, pretrain
+from simcse_lab.training.mlm import mask_tokens
+from simcse_lab.training.schedule import linear_schedule
 
 DATA_DIR = os.environ.get("SIMCSE_LAB_DATA")
 needs_data = pytest.mark.skipif(not DATA_DIR, reason="SIMCSE_LAB_DATA is not set (the local data folder)")
@@ -172,12 +172,24 @@ def test_corpus_reads_only_training_side_files(monkeypatch):
 # --------------------------------------------------------------------------- schedule and CLI
 
 
-def test_lr_factor_warms_up_then_decays_linearly():
-    assert lr_factor(0.0, 0.1) == 0.0
-    assert math.isclose(lr_factor(0.05, 0.1), 0.5)
-    assert math.isclose(lr_factor(0.1, 0.1), 1.0)
-    assert math.isclose(lr_factor(0.55, 0.1), 0.5)
-    assert lr_factor(1.0, 0.1) == 0.0 and lr_factor(1.2, 0.1) == 0.0
+def test_schedule_over_shares_warms_up_then_decays_linearly():
+    """Pre-training's schedule: progress and warm-up as shares of the run (total 1)."""
+    assert linear_schedule(0.0, 0.1, 1.0) == 0.0
+    assert math.isclose(linear_schedule(0.05, 0.1, 1.0), 0.5)
+    assert math.isclose(linear_schedule(0.1, 0.1, 1.0), 1.0)
+    assert math.isclose(linear_schedule(0.55, 0.1, 1.0), 0.5)
+    assert linear_schedule(1.0, 0.1, 1.0) == 0.0 and linear_schedule(1.2, 0.1, 1.0) == 0.0
+
+
+def test_schedule_in_steps_is_hugging_face_linear_schedule_with_warmup():
+    """The trainer's schedule against transformers' get_linear_schedule_with_warmup, step by step."""
+    from transformers import get_linear_schedule_with_warmup
+
+    for warmup, total in ((0, 50), (7, 50), (50, 50)):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        reference = get_linear_schedule_with_warmup(optimizer, warmup, total)
+        for step in range(total + 3):
+            assert math.isclose(linear_schedule(step, warmup, total), reference.lr_lambdas[0](step), abs_tol=1e-12), (warmup, total, step)
 
 
 def test_cli_flags_map_onto_the_config(monkeypatch):

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simcse_lab.data import load_training_file
-from simcse_lab.encoder import SimCSEEncoder
+from simcse_lab.models.encoder import SimCSEEncoder
 from simcse_lab.errors import SimCSELabError, SimCSELabTypeError
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -25,7 +25,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from simcse_lab import checkpoint as ckpt
+from simcse_lab.training import checkpoint as ckpt
 from simcse_lab.errors import SimCSELabError
 
 DATA_DIR = os.environ.get("SIMCSE_LAB_DATA")
@@ -37,9 +37,9 @@ KILL_WRAPPER = textwrap.dedent('''
     import os, shutil, signal, sys
     from pathlib import Path
 
-    import simcse_lab.checkpoint as ckpt
-    import simcse_lab.objectives as objectives
-    import simcse_lab.train as train
+    import simcse_lab.training.checkpoint as ckpt
+    import simcse_lab.training.objectives as objectives
+    import simcse_lab.training.trainer as trainer
 
     kind, _, arg = os.environ["KILL_POINT"].partition(":")
     die = lambda: os.kill(os.getpid(), signal.SIGKILL)
@@ -82,7 +82,7 @@ KILL_WRAPPER = textwrap.dedent('''
             output_dir = next(a for a in [*args, *kwargs.values()] if isinstance(a, (str, os.PathLike)))
             (Path(output_dir) / "model.safetensors").write_bytes(b"half-written")
             die()
-        train.finish = finish
+        trainer.finish_run = finish
     elif kind == "best_rename":  # between atomic_directory's two renames while replacing best_model
         original_rename = os.rename
         def rename(src, dst, *args, **kwargs):
@@ -93,7 +93,7 @@ KILL_WRAPPER = textwrap.dedent('''
     else:
         raise SystemExit(f"unknown KILL_POINT {kind}")
 
-    from simcse_lab.cli import main
+    from simcse_lab.commands.cli import main
     sys.exit(main(sys.argv[1:]))
 ''')
 
@@ -348,7 +348,7 @@ def sentences_file(tmp_path, one_thread) -> Path:
 
 def inject(monkeypatch, calls: set[int], make) -> list[int]:
     """Replace the unsupervised loss so that its k-th call (k in calls) returns/raises make(loss, k)."""
-    import simcse_lab.objectives as objectives
+    import simcse_lab.training.objectives as objectives
 
     original, counter = objectives.unsup_simcse_loss, [0]
 
@@ -395,7 +395,7 @@ def test_nan_loss_skip_counts_skipped_batches(tiny_model_dir, sentences_file, tm
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before:UserWarning")
 def test_nan_skip_leaves_the_weights_untouched_on_that_step(tiny_model_dir, sentences_file, tmp_path, monkeypatch):
     """Independent check of 'skip': with every batch non-finite, the saved weights are the initial ones."""
-    from simcse_lab.encoder import SimCSEEncoder
+    from simcse_lab.models.encoder import SimCSEEncoder
     from simcse_lab.train import train
 
     inject(monkeypatch, set(range(1, 100)), lambda loss, k: loss * float("nan"))

@@ -25,9 +25,9 @@ import torch
 
 import simcse_lab
 from simcse_lab import geometry
-from simcse_lab.cli import main
+from simcse_lab.commands.cli import main
 from simcse_lab.data import load_sts, load_training_file, read_sentences
-from simcse_lab.encoder import SimCSEEncoder
+from simcse_lab.models.encoder import SimCSEEncoder
 from simcse_lab.errors import SimCSELabError, SimCSELabTypeError
 
 PACKAGE_DIR = Path(simcse_lab.__file__).parent
@@ -116,7 +116,7 @@ def test_unreadable_file_message(tmp_path, monkeypatch):
     """os.access semantics: what the process may read, so the check is right for root as well."""
     path = tmp_path / "locked.txt"
     path.write_text("a sentence\n")
-    monkeypatch.setattr("simcse_lab.data.os.access", lambda p, mode: False)
+    monkeypatch.setattr("simcse_lab.data.training_files.os.access", lambda p, mode: False)
     with pytest.raises(SimCSELabError, match="not readable .*chmod"):
         load_training_file(path)
 
@@ -245,7 +245,7 @@ def train_args(model_dir: Path, train_file, output_dir: Path, *extra: str) -> li
     ("four_columns.csv", [], ["expected a CSV header", "sent0,sent1"]),
     ("ragged.csv", [], ["line 3"]),
     ("few.txt", ["--per_device_train_batch_size", "4"], ["fewer than one batch of 4", "lower per_device_train_batch_size"]),
-    ("few.txt", ["--per_device_train_batch_size", "1"], ["at least 2"]),
+    ("few.txt", ["--per_device_train_batch_size", "1"], [">= 2 (contrastive learning needs in-batch negatives)"]),
     ("few.txt", ["--pooler_type", "mean"], ["unknown pooler 'mean'", "cls, cls_before_pooler, avg, avg_top2, avg_first_last"]),
     ("few.txt", ["--objective", "infonce"], ["unknown objective 'infonce'", "auto, simcse, sbert"]),
     ("few.txt", ["--on_nonfinite", "ignore"], ["unknown on_nonfinite mode 'ignore'", "stop, skip"]),
@@ -335,7 +335,7 @@ def test_cli_process_exit_status_and_stderr(tmp_path, tiny_model_dir):
 
 HUB_SCRIPT = textwrap.dedent("""
     import json
-    from simcse_lab.encoder import SimCSEEncoder
+    from simcse_lab.models.encoder import SimCSEEncoder
     from simcse_lab.errors import SimCSELabError
     messages = {}
     for name in ("bert-base-uncased", "simcse-lab-test/no-such-model-xyz"):
@@ -402,7 +402,7 @@ def test_malicious_pytorch_model_bin_is_refused(tiny_model_dir, tmp_path):
 
 
 def test_trainer_state_with_a_pickled_object_fails_to_load(tmp_path):
-    from simcse_lab import checkpoint
+    from simcse_lab.training import checkpoint
 
     marker = tmp_path / "code_ran"
     directory = tmp_path / "checkpoint-5"

@@ -13,9 +13,8 @@ import pytest
 import torch
 
 from simcse_lab.errors import SimCSELabError
-from simcse_lab.sbert import (
-    LABEL_TO_ID, NLI_LABELS, SBERTHead, load_nli_pairs, sbert_classification_loss, sbert_features,
-)
+from simcse_lab.data.nli import LABEL_TO_ID, NLI_LABELS, load_nli_pairs
+from simcse_lab.training.sbert import SBERTHead, sbert_classification_loss, sbert_features
 
 
 def random_batch(batch: int = 5, dim: int = 4, seed: int = 0):

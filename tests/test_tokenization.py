@@ -5,9 +5,9 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from simcse_lab import tokenization
+from simcse_lab.models import tokenization
 from simcse_lab.paths import DEFAULT_MODEL
-from simcse_lab.tokenization import padded_matrix, token_matrix
+from simcse_lab.models.tokenization import padded_matrix, token_matrix
 
 SENTENCES = [
     "A man plays the guitar.", "two", "", "   ", "The dog runs in the park, and the man plays the guitar with a red car " * 4,

@@ -4,7 +4,9 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
 
 from simcse_lab import SimCSEEncoder
 from simcse_lab.geometry import uniformity
@@ -98,7 +100,7 @@ def test_cli_errors_are_one_line(tmp_path):
 
 
 def test_sbert_objective_defaults_to_avg_pooling_and_saves_its_head(tiny_model_dir, tmp_path):
-    from simcse_lab.sbert import SBERTHead
+    from simcse_lab.training.sbert import SBERTHead
 
     path = tmp_path / "nli_pairs.csv"
     rows = ["sent0,sent1,label"] + [f"a man plays {i},a man plays music,entailment" if i % 2 else f"a dog runs {i},a cat sleeps,contradiction"
@@ -134,3 +136,95 @@ def test_torch_compile_gets_the_mode_and_static_shapes(tiny_model_dir, wiki_file
     train(TrainConfig(model_name_or_path=str(tiny_model_dir), train_file=str(wiki_file), output_dir=str(tmp_path / "out2"),
                       per_device_train_batch_size=8, max_steps=2, eval_steps=0, torch_compile=True, device="cpu", show_progress=False))
     assert len(step_begins) == 2  # the default mode replays no CUDA graphs
+
+
+# --------------------------------------------------------------------------- regressions of the review (issue 16)
+@pytest.mark.parametrize("flag, value, needle", [
+    ("--logging_steps", "0", "logging_steps must be >= 1, got 0"),
+    ("--temp", "-1", "temp must be > 0, got -1.0"),
+    ("--warmup_ratio", "2", "warmup_ratio must be >= 0 and <= 1, got 2.0"),
+    ("--max_grad_norm", "nan", "max_grad_norm must be >= 0, got nan"),
+    ("--seed", "-3", "seed must be >= 0 and <= 4294967295 (numpy's seed range), got -3"),
+])
+def test_a_setting_out_of_range_is_one_line_before_anything_runs(tmp_path, flag, value, needle):
+    """Regression: --logging_steps 0 died in a ZeroDivisionError traceback mid-run; every numeric setting is range-checked
+    when the config is built, so the CLI fails with one line and writes nothing."""
+    train_file = tmp_path / "s.txt"
+    train_file.write_text("a sentence\nanother one\n")
+    done = run_cli("train", "--train_file", str(train_file), "--output_dir", str(tmp_path / "o"), flag, value)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and needle in done.stderr, done.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_model_cards_name_where_the_model_lives_not_the_temporary_directory(tiny_model_dir, wiki_file, data_dir, tmp_path):
+    """Regression: the card was written inside the temporary directory, so output_dir/README.md said
+    `# SimCSE encoder (.tmp-best_model-11383)` and told users to load that path."""
+    out = tmp_path / "unsup"
+    train(TrainConfig(model_name_or_path=str(tiny_model_dir), train_file=str(wiki_file), output_dir=str(out), pooler_type="avg",
+                      max_steps=4, per_device_train_batch_size=16, eval_steps=2, save_total_limit=0, eval_max_pairs=60,
+                      data_dir=str(data_dir), show_progress=False))
+    card = (out / "README.md").read_text()
+    assert ".tmp" not in card and "# SimCSE encoder (unsup)" in card and f'from_pretrained("{out}")' in card
+    checkpoint_card = (out / "checkpoint-2" / "README.md").read_text()
+    assert ".tmp" not in checkpoint_card and f'from_pretrained("{out / "checkpoint-2"}")' in checkpoint_card
+
+
+def test_the_sbert_head_saved_beside_the_model_is_the_best_steps_head(tiny_model_dir, tmp_path, monkeypatch):
+    """Regression: the encoder came from the best STS-B dev step but its SBERT head from the final step. Dev scores
+    that fall after step 2 make step 2 the best; the saved head must be the one checkpoint-2's optimiser state had."""
+    from simcse_lab.evaluation.dev import DevEvaluator
+    from simcse_lab.training.sbert import SBERTHead
+
+    scores = iter([60.0, 50.0, 40.0])
+    monkeypatch.setattr(DevEvaluator, "stsb_dev", classmethod(lambda cls, data_dir=None, max_pairs=None: cls(None)))
+    monkeypatch.setattr(DevEvaluator, "__call__", lambda self, encoder: {"stsb_dev": next(scores)})
+    path = tmp_path / "nli_pairs.csv"
+    rows = ["sent0,sent1,label"] + [f"a man plays {i},a man plays music,entailment" if i % 2 else f"a dog runs {i},a cat sleeps,contradiction"
+                                    for i in range(40)]
+    path.write_text("\n".join(rows) + "\n")
+    result = train(TrainConfig(model_name_or_path=str(tiny_model_dir), train_file=str(path), output_dir=str(tmp_path / "sbert"),
+                               max_steps=6, per_device_train_batch_size=8, learning_rate=1e-2, eval_steps=2, save_total_limit=0,
+                               show_progress=False))
+    assert result.best_step == 2
+    state = torch.load(tmp_path / "sbert" / "checkpoint-2" / "trainer_state.pt", weights_only=True)["objective"]
+    saved = SBERTHead.load(result.output_dir).state_dict()
+    torch.testing.assert_close(saved["linear.weight"], state["head.linear.weight"])
+    final = torch.load(tmp_path / "sbert" / "checkpoint-4" / "trainer_state.pt", weights_only=True)["objective"]
+    assert not torch.equal(final["head.linear.weight"], state["head.linear.weight"])  # the head did move after step 2
+
+
+def test_sts_b_dev_is_read_once_per_run(tiny_model_dir, wiki_file, data_dir, tmp_path, monkeypatch):
+    """Regression: the trainer read STS-B dev twice (once to see whether it exists, once to evaluate)."""
+    import simcse_lab.evaluation.dev as dev
+
+    reads = []
+    real = dev.load_sts
+    monkeypatch.setattr(dev, "load_sts", lambda *args, **kwargs: reads.append(args) or real(*args, **kwargs))
+    train(TrainConfig(model_name_or_path=str(tiny_model_dir), train_file=str(wiki_file), output_dir=str(tmp_path / "out"), pooler_type="avg",
+                      max_steps=2, per_device_train_batch_size=16, eval_steps=1, eval_max_pairs=40, data_dir=str(data_dir),
+                      show_progress=False))
+    assert len(reads) == 1
+
+
+def test_augmented_batches_keep_the_model_limit_and_the_static_widths(tiny_model_dir, tmp_path):
+    """Regression: the text-augmentation path tokenised with the config's max_seq_length alone (past the model's 64
+    positions here) and ignored the multiple-of-8 widths torch.compile needs."""
+    from simcse_lab.data import load_training_file
+    from simcse_lab.training.distributed import DistributedContext
+    from simcse_lab.training.objectives import build_objective
+
+    path = tmp_path / "long.txt"
+    path.write_text("\n".join(" ".join(["the man plays the guitar"] * (2 + i)) for i in range(20)) + "\n")  # up to 105 words
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="avg", device="cpu")
+    cpu = torch.device("cpu")
+    for compile_widths in (False, True):
+        config = TrainConfig(train_file=str(path), augmentation="crop", augmentation_ratio=0.1, max_seq_length=200,
+                             torch_compile=compile_widths)
+        objective = build_objective(config, load_training_file(path), encoder, cpu, DistributedContext(cpu))
+        for rows in (np.arange(0, 4), np.arange(0, 20), np.arange(0, 2)):
+            ids, mask = objective.batch(rows)
+            assert ids.shape[1] <= encoder.max_tokens == 64
+            assert not compile_widths or ids.shape[1] % 8 == 0, ids.shape
+            encoder.train()
+            assert objective.loss(encoder, rows).isfinite()

@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from simcse_lab import viz
+from simcse_lab.apps import viz
 from simcse_lab.errors import SimCSELabError
 
 

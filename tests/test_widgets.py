@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from simcse_lab import widgets
+from simcse_lab.apps import widgets
 from simcse_lab.errors import SimCSELabError, SimCSELabTypeError
 
 

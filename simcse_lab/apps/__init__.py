@@ -1,0 +1,2 @@
+"""Applications built on the library: the official `SimCSE` search tool's API (`search`), and, with the
+notebooks extra (plotly, ipywidgets), figure builders (`viz`) and JupyterLab widgets (`widgets`)."""

@@ -1,0 +1,141 @@
+"""STS evaluation sets: SentEval's layout on disk, the MTEB copies on the hub.
+
+Local first: every loader reads `data_dir`, which defaults to $SIMCSE_LAB_DATA. The layout is
+SentEval's (what `../shared/data` and SentEval's download script produce):
+
+    sts/STS12-en-test ... STS16-en-test/STS.input.<subset>.txt, STS.gs.<subset>.txt
+    sts/STSBenchmark/sts-{train,dev,test}.csv
+    sick/SICK_train.txt, SICK_trial.txt, SICK_test_annotated.txt
+
+With no local copy, the loaders fall back to the Hugging Face hub (the MTEB copies of the same sets);
+offline with nothing local they raise one error that says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import SimCSELabError, unknown_choice
+from ..paths import DATA_ENV_VAR, resolve_data_dir
+
+STS_TASKS = ("sts12", "sts13", "sts14", "sts15", "sts16", "stsb", "sickr")
+ALL7 = STS_TASKS
+TASK_DISPLAY_NAMES = {
+    "sts12": "STS12", "sts13": "STS13", "sts14": "STS14", "sts15": "STS15", "sts16": "STS16",
+    "stsb": "STSBenchmark", "sickr": "SICKRelatedness",
+}
+# SentEval's subsets ("all" = their concatenation). STS13's SMT subset is not public, as in SentEval.
+STS_SUBSETS = {
+    "sts12": ("MSRpar", "MSRvid", "SMTeuroparl", "surprise.OnWN", "surprise.SMTnews"),
+    "sts13": ("FNWN", "headlines", "OnWN"),
+    "sts14": ("deft-forum", "deft-news", "headlines", "images", "OnWN", "tweet-news"),
+    "sts15": ("answers-forums", "answers-students", "belief", "headlines", "images"),
+    "sts16": ("answer-answer", "headlines", "plagiarism", "postediting", "question-question"),
+}
+SPLITS = ("train", "dev", "test")
+SICK_FILES = {"train": "SICK_train.txt", "dev": "SICK_trial.txt", "test": "SICK_test_annotated.txt"}
+# Hub copies used when there is no local data (the MTEB versions of the same test sets).
+HUB_STS = {
+    "sts12": "mteb/sts12-sts", "sts13": "mteb/sts13-sts", "sts14": "mteb/sts14-sts", "sts15": "mteb/sts15-sts",
+    "sts16": "mteb/sts16-sts", "stsb": "mteb/stsbenchmark-sts", "sickr": "mteb/sickr-sts",
+}
+HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
+HOW_TO_GET_DATA = (
+    f"Point simcse_lab at a local copy with the {DATA_ENV_VAR} environment variable (or data_dir=...), laid out as "
+    "SentEval's data/downstream folder (SentEval's get_transfer_data.bash downloads it), or connect to the internet "
+    "so the Hugging Face hub copy can be downloaded."
+)
+
+Pair = tuple[str, str, float]
+
+
+def check_task(task: str) -> str:
+    if task not in STS_TASKS:
+        raise unknown_choice("STS task", task, STS_TASKS)
+    return task
+
+
+def check_split(task: str, split: str) -> str:
+    if split not in SPLITS:
+        raise unknown_choice("split", split, SPLITS)
+    if task in STS_SUBSETS and split != "test":
+        raise SimCSELabError(f"{task} has only a test split (SentEval evaluates STS12-16 unsupervised); use split='test'")
+    return split
+
+
+def load_sts(task: str, split: str = "test", data_dir: str | os.PathLike | None = None) -> list[Pair]:
+    """Scored sentence pairs (s1, s2, gold 0-5) of one STS task, in file order.
+
+    STS12-16: the SentEval subsets concatenated (unscored pairs, with a blank gold line, skipped).
+    Pair counts match SentEval: STS12 3108, STS13 1500, STS14 3750, STS15 3000, STS16 1186;
+    STS-B 5749 / 1500 / 1379 and SICK 4500 / 500 / 4927 for train / dev / test.
+    Whitespace inside sentences is normalised to single spaces, as SentEval's tokenise-then-join does.
+    """
+    check_split(check_task(task), split)
+    root = resolve_data_dir(data_dir)
+    if root is None:
+        return load_sts_from_hub(task, split)
+    if task in STS_SUBSETS:
+        pairs: list[Pair] = []
+        for subset in STS_SUBSETS[task]:
+            pairs.extend(read_senteval_subset(root / "sts" / f"{task.upper()}-en-test", subset))
+        return pairs
+    if task == "stsb":
+        return read_stsb(require_file(root / "sts" / "STSBenchmark" / f"sts-{split}.csv", task))
+    return read_sick(require_file(root / "sick" / SICK_FILES[split], task))
+
+
+def require_file(path: Path, task: str) -> Path:
+    if not path.is_file():
+        raise SimCSELabError(f"{task}: missing data file {path}. {HOW_TO_GET_DATA}")
+    return path
+
+
+def clean(sentence: str) -> str:
+    return " ".join(sentence.split())
+
+
+def read_senteval_subset(folder: Path, subset: str) -> list[Pair]:
+    inputs = require_file(folder / f"STS.input.{subset}.txt", folder.name).read_text(encoding="utf8").splitlines()
+    golds = require_file(folder / f"STS.gs.{subset}.txt", folder.name).read_text(encoding="utf8").splitlines()
+    if len(inputs) != len(golds):
+        raise SimCSELabError(f"{folder.name}/{subset}: {len(inputs)} sentence pairs but {len(golds)} gold scores; the files are damaged")
+    pairs = []
+    for line, gold in zip(inputs, golds):
+        if gold.strip() == "":
+            continue
+        s1, s2 = line.split("\t")[:2]
+        pairs.append((clean(s1), clean(s2), float(gold)))
+    return pairs
+
+
+def read_stsb(path: Path) -> list[Pair]:
+    pairs = []
+    for line in path.read_text(encoding="utf8").splitlines():
+        fields = line.strip().split("\t")
+        if len(fields) >= 7:
+            pairs.append((clean(fields[5]), clean(fields[6]), float(fields[4])))
+    return pairs
+
+
+def read_sick(path: Path) -> list[Pair]:
+    lines = path.read_text(encoding="utf8").splitlines()[1:]  # header: pair_ID sentence_A sentence_B ...
+    pairs = []
+    for line in lines:
+        fields = line.split("\t")
+        if len(fields) >= 4:
+            pairs.append((clean(fields[1]), clean(fields[2]), float(fields[3])))
+    return pairs
+
+
+def load_sts_from_hub(task: str, split: str) -> list[Pair]:
+    """The MTEB copy of an STS set from the Hugging Face hub (needs internet or the HF cache)."""
+    try:
+        from datasets import load_dataset  # noqa: PLC0415
+
+        rows = load_dataset(HUB_STS[task], split=HUB_SPLITS[split])
+    except Exception as exc:  # datasets raises many kinds of connection errors
+        raise SimCSELabError(f"could not load {task} ({split}): no local data and the hub download failed "
+                             f"({type(exc).__name__}). {HOW_TO_GET_DATA}") from exc
+    return [(clean(r["sentence1"]), clean(r["sentence2"]), float(r["score"])) for r in rows]

@@ -1,0 +1,163 @@
+"""STS evaluation in SentEval's protocol, for any encode function: the one STS scoring path.
+
+The score of a task is the Spearman correlation (x100) between the cosine similarity of each pair's
+two embeddings and the gold score. For STS12-16 this is SentEval's "all" setting, the one the SimCSE
+paper reports: the subsets are concatenated and one Spearman is computed over all pairs (not the
+mean of per-subset scores). STS-B and SICK-R use the requested split. "avg" is the mean over tasks.
+
+`encode` is any callable from a list of str to an (N, D) array or tensor, so simcse_lab encoders,
+sentence-transformers models and hand-written baselines are all measured the same way.
+
+`evaluate_sts`, the trainer's STS-B dev evaluation (`simcse_lab.evaluation.dev`) and `simcse-lab
+diagnose` (`simcse_lab.evaluation.report`) all score through `ScoredPairs` and `score_pairs` here,
+so the best dev score of a run is what `simcse-lab evaluate --mode dev` reports for its model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from ..data.sts import ALL7, TASK_DISPLAY_NAMES, check_task, load_sts
+from ..errors import SimCSELabError
+from ..geometry import alignment, as_float64, average_cosine, l2_normalize, uniformity
+
+EncodeFn = Callable[[list[str]], "np.ndarray"]
+
+# Tokens kept per sentence when an STS sentence is encoded for scoring, in training (STS-B dev) and in
+# `simcse-lab evaluate`: longer than any STS-B dev sentence (58 tokens at most with the default encoder's
+# tokenizer), as SentEval's batcher does not truncate; training's max_seq_length of 32 would cut 8% of them.
+EVAL_MAX_LENGTH = 128
+EVAL_BATCH_SIZE = 128  # the same batches everywhere, so dev scores agree to the last digit
+POSITIVE_GOLD = 4.0  # pairs with gold >= 4 are the positives of alignment (the paper's Figures 2 and 3)
+
+
+@dataclass(frozen=True)
+class ScoredPairs:
+    """A task's scored pairs over its distinct sentences: pair i is (sentences[left[i]], sentences[right[i]])."""
+
+    sentences: list[str]
+    left: np.ndarray  # (N,) int
+    right: np.ndarray  # (N,) int
+    gold: np.ndarray  # (N,) float64
+
+    @classmethod
+    def from_pairs(cls, pairs: Sequence[tuple[str, str, float]]) -> "ScoredPairs":
+        sentences = list(dict.fromkeys(s for pair in pairs for s in pair[:2]))
+        index = {s: i for i, s in enumerate(sentences)}
+        return cls(sentences, np.array([index[p[0]] for p in pairs], dtype=np.int64),
+                   np.array([index[p[1]] for p in pairs], dtype=np.int64), np.array([p[2] for p in pairs], dtype=np.float64))
+
+    def __len__(self) -> int:
+        return len(self.gold)
+
+
+def normalized(embeddings, name: str = "encoded sentences") -> np.ndarray:
+    """(N, D) float64, unit rows: every score below is computed from these."""
+    return l2_normalize(as_float64(embeddings, name)).numpy()
+
+
+def pair_cosines(unit: np.ndarray, pairs: ScoredPairs) -> np.ndarray:
+    """(N,) cosine of each pair, from unit embeddings of pairs.sentences (in that order)."""
+    return (unit[pairs.left] * unit[pairs.right]).sum(-1)
+
+
+def spearman_x100(cosines: np.ndarray, gold: np.ndarray, task: str = "STS") -> float:
+    """Spearman x100, or an error that says why it cannot be computed (SentEval would print NaN)."""
+    if len(gold) < 2:
+        raise SimCSELabError(f"{task}: {len(gold)} scored pair(s); a Spearman correlation needs at least 2")
+    if not np.isfinite(gold).all():
+        raise SimCSELabError(f"{task}: {int((~np.isfinite(gold)).sum())} gold score(s) are NaN or inf; the data file is damaged")
+    if np.ptp(gold) == 0:
+        raise SimCSELabError(f"{task}: every gold score is {gold[0]:g}, so no correlation can be computed; the data file is damaged")
+    if np.ptp(cosines) == 0:
+        raise SimCSELabError(f"{task}: the encoder gives every pair the same cosine ({cosines[0]:.4f}), so no correlation "
+                             "can be computed; the model is broken (collapsed or untrained embeddings)")
+    return float(spearmanr(cosines, gold).correlation * 100)
+
+
+def score_pairs(unit: np.ndarray, pairs: ScoredPairs, task: str = "STS") -> float:
+    """The task score (Spearman x100) from unit embeddings of pairs.sentences."""
+    return spearman_x100(pair_cosines(unit, pairs), pairs.gold, task)
+
+
+def pair_geometry(embeddings, pairs: ScoredPairs) -> dict[str, float]:
+    """Alignment (pairs with gold >= 4), uniformity and average cosine (the distinct sentences)."""
+    x = as_float64(embeddings)
+    positive = pairs.gold >= POSITIVE_GOLD
+    return {"alignment": alignment(x[pairs.left[positive]], x[pairs.right[positive]]) if positive.any() else float("nan"),
+            "uniformity": uniformity(x), "avg_cosine": average_cosine(x)}
+
+
+def evaluate_sts(
+    encode: EncodeFn,
+    tasks: Sequence[str] = ALL7,
+    split: str = "test",
+    data_dir=None,
+    max_pairs: int | None = None,
+) -> dict[str, float]:
+    """Spearman x100 per task plus "avg". split applies to stsb and sickr ("dev" or "test").
+
+    max_pairs: score only the first N pairs of each task (smoke runs; None = all, the real protocol).
+
+    STS12-16 have only test data; with split="dev" they are skipped (SimCSE's dev mode reports
+    STS-B dev and SICK-R dev only).
+    """
+    tasks = [check_task(t) for t in tasks]
+    per_task = {}
+    for task in tasks:
+        task_split = split if task in ("stsb", "sickr") else "test"
+        if split != "test" and task_split == "test":
+            continue
+        per_task[task] = ScoredPairs.from_pairs(load_sts(task, task_split, data_dir)[:max_pairs])
+    if not per_task:
+        raise SimCSELabError(f"no task of {', '.join(tasks)} has a {split} split (STS12-16 are test-only); "
+                             "choose other tasks or --mode test")
+    # One encode call over every distinct sentence of every task: fewer, fuller batches.
+    sentences = list(dict.fromkeys(s for pairs in per_task.values() for s in pairs.sentences))
+    unit = normalized(encode(sentences))
+    row = {s: i for i, s in enumerate(sentences)}
+    results = {task: score_pairs(unit[[row[s] for s in pairs.sentences]], pairs, f"{task} ({split})")
+               for task, pairs in per_task.items()}
+    results["avg"] = float(np.mean(list(results.values())))
+    return results
+
+
+def pair_cosine_scores(encode: EncodeFn, pairs: Sequence[tuple[str, str, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine of each pair's embeddings and the gold scores, both (N,)."""
+    scored = ScoredPairs.from_pairs(pairs)
+    return pair_cosines(normalized(encode(scored.sentences)), scored), scored.gold
+
+
+def format_results_table(results: dict[str, float], title: str | None = None) -> str:
+    """The official evaluation.py table: one header row of task names, one row of scores."""
+    names = [TASK_DISPLAY_NAMES.get(t, t) for t in results if t != "avg"] + ["Avg."]
+    values = [f"{results[t]:.2f}" for t in results if t != "avg"] + [f"{results['avg']:.2f}" if "avg" in results else "-"]
+    widths = [max(len(n), len(v)) + 2 for n, v in zip(names, values)]
+    rule = "+" + "+".join("-" * w for w in widths) + "+"
+    header = "|" + "|".join(n.center(w) for n, w in zip(names, widths)) + "|"
+    row = "|" + "|".join(v.center(w) for v, w in zip(values, widths)) + "|"
+    lines = ([f"------ {title} ------"] if title else []) + [rule, header, rule, row, rule]
+    return "\n".join(lines)
+
+
+def format_comparison_table(rows: dict[str, dict[str, float]]) -> str:
+    """Several models' results, one row each (markdown-style, for notebooks and notes)."""
+    tasks = list(dict.fromkeys(t for r in rows.values() for t in r))
+    header = "| model | " + " | ".join(TASK_DISPLAY_NAMES.get(t, "Avg." if t == "avg" else t) for t in tasks) + " |"
+    lines = [header, "|" + "---|" * (len(tasks) + 1)]
+    for name, result in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{result[t]:.2f}" if t in result else "-" for t in tasks) + " |")
+    return "\n".join(lines)
+
+
+def save_results(results: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return path

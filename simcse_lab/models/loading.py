@@ -1,0 +1,198 @@
+"""What `SimCSEEncoder.from_pretrained` recognises, and how it chooses the pooler.
+
+The pooler is taken from the first of these that applies, and the encoder records which one
+(`encoder.pooler_reason`):
+1. a directory saved by simcse_lab (it has `simcse_config.json`): the saved pooler and MLP head;
+2. a sentence-transformers directory (`1_Pooling/config.json`): its pooling mode (mean -> avg,
+   cls -> cls_before_pooler);
+3. an official SimCSE checkpoint, recognised by its name as the official `simcse/tool.py` does
+   ("simcse" in the repository or directory name, and nothing saved that says otherwise): "unsup"
+   checkpoints use cls_before_pooler, the others cls with the MLP stored as the BERT/RoBERTa pooler;
+4. any other Hugging Face encoder (BERT, RoBERTa, DistilBERT, MiniLM, ELECTRA, ...): avg, the
+   strongest raw pooling in the paper's analysis. Training from it uses whatever pooler you pass.
+A pooler passed by the caller overrides all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from ..errors import SimCSELabError
+from .device import pick_device
+from .pooling import MLPHead, check_pooler
+
+SIMCSE_CONFIG = "simcse_config.json"
+DENSE_DIR = "2_Dense"
+ST_POOLING_CONFIG = "1_Pooling/config.json"
+# Config attribute names that hold dropout probabilities, across the supported architectures.
+DROPOUT_ATTRIBUTES = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
+
+
+@dataclass(frozen=True)
+class PoolerChoice:
+    pooler: str
+    mlp_only_train: bool
+    reason: str  # said to the user: where the choice came from
+    official: bool = False  # recognised as an official SimCSE checkpoint: its MLP is the backbone's pooler
+
+
+def load_encoder(cls, name_or_path, pooler=None, mlp_only_train=None, device=None, dropout=None, trust_remote_code=False,
+                 bert_forward="auto"):
+    """`cls.from_pretrained`'s body (cls: SimCSEEncoder or a subclass); see the module docstring."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer  # noqa: PLC0415
+
+    name = str(name_or_path)
+    local = Path(name).expanduser()
+    is_local = local.is_dir()
+    if not is_local and (local.exists() or name.startswith((".", "/", "~"))):
+        raise SimCSELabError(f"model path {name!r} is not a directory holding a saved model; pass a model directory or a Hugging Face hub id")
+    source = str(local) if is_local else name
+    saved = read_json(local / SIMCSE_CONFIG) if is_local else None
+    device = pick_device(device)  # a bad device fails before the weights load
+
+    with hub_errors(name), quiet_transformers():
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+        if dropout is not None:
+            set_dropout(config, dropout)
+        backbone = AutoModel.from_pretrained(source, config=config, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    backbone = backbone.float()
+
+    choice = choose_pooler(name, local if is_local else None, saved, pooler, mlp_only_train)
+    mlp = None
+    if saved is not None and saved.get("has_mlp") and (local / DENSE_DIR / "model.safetensors").exists():
+        mlp = load_mlp(local / DENSE_DIR / "model.safetensors")
+    elif choice.pooler == "cls" and choice.official:
+        mlp = mlp_from_backbone_pooler(backbone, name)
+    postprocess = None
+    if is_local:
+        from .postprocess import load_postprocess  # noqa: PLC0415  (optional, saved beside the encoder)
+
+        postprocess = load_postprocess(local)
+    encoder = cls(backbone, tokenizer, pooler=choice.pooler, mlp_only_train=choice.mlp_only_train, mlp=mlp,
+                  postprocess=postprocess, bert_forward=bert_forward, name_or_path=name,
+                  training_config=(saved or {}).get("training", {}), pooler_reason=choice.reason)
+    return encoder.to(device)
+
+
+def choose_pooler(name: str, local: Path | None, saved: dict | None, pooler: str | None,
+                  mlp_only_train: bool | None) -> PoolerChoice:
+    """The pooler to use and why (module docstring): the caller's, else the saved configuration, else the name."""
+    if saved is not None:
+        default = PoolerChoice(saved["pooler"], bool(saved.get("mlp_only_train", False)), f"saved by simcse_lab ({SIMCSE_CONFIG})")
+    elif local is not None and (st_pooler := sentence_transformers_pooler(local)) is not None:
+        default = PoolerChoice(st_pooler, False, f"sentence-transformers pooling config ({ST_POOLING_CONFIG})")
+    elif "simcse" in (model_name := name.rstrip("/").split("/")[-1].lower()):
+        # the repository / directory name, not the whole path: ".../simcse_lab/data/models/x" is not official
+        default = PoolerChoice("cls_before_pooler" if "unsup" in model_name else "cls", False,
+                               "official SimCSE checkpoint name ('unsup' -> cls_before_pooler, else cls with its MLP)", official=True)
+    else:
+        default = PoolerChoice("avg", False, "no saved pooling configuration: avg (mean of the last layer's tokens)")
+    if pooler is None and mlp_only_train is None:
+        return default
+    chosen = check_pooler(pooler or default.pooler)
+    reason = default.reason if pooler is None or pooler == default.pooler else f"given by the caller (the checkpoint says {default.pooler})"
+    return PoolerChoice(chosen, default.mlp_only_train if mlp_only_train is None else bool(mlp_only_train), reason, default.official)
+
+
+def set_dropout(config, p: float) -> None:
+    if not 0.0 <= p < 1.0:
+        raise SimCSELabError(f"dropout must be in [0, 1), got {p}")
+    for attribute in DROPOUT_ATTRIBUTES:
+        if hasattr(config, attribute):
+            setattr(config, attribute, p)
+
+
+@contextmanager
+def quiet_transformers():
+    """Hide transformers' per-load progress bars and load reports (an MLM checkpoint loaded as an
+    encoder always "misses" the pooler and has "unexpected" LM-head weights: expected, not news)."""
+    from transformers.utils import logging as hf_logging  # noqa: PLC0415
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+# What transformers' and huggingface_hub's messages say when the hub could not be reached or has no such repo.
+HUB_TROUBLE = ("connect", "offline", "huggingface.co", "not a valid model identifier", "internet", "resolve", "Repository Not Found")
+
+
+class hub_errors:
+    """Turn a failed load into one message: offline / hub trouble gets the offline advice, a damaged or
+    foreign directory says what it is."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if isinstance(exc, pickle.UnpicklingError):  # transformers loads .bin weights with weights_only=True
+            raise SimCSELabError(
+                f"refused to load model {self.name!r}: its pytorch_model.bin holds pickled objects other than tensors, "
+                "which could run code. Use a safetensors checkpoint, or convert it yourself only if you trust its source."
+            ) from None
+        if exc is None or not isinstance(exc, (OSError, ValueError)) or isinstance(exc, SimCSELabError):
+            return False
+        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        if isinstance(exc, OSError) and any(marker.lower() in str(exc).lower() for marker in HUB_TROUBLE):
+            raise SimCSELabError(
+                f"could not load model {self.name!r} ({type(exc).__name__}: {detail}). "
+                "If you are offline: pass a local model directory (for example simcse_lab.DEFAULT_MODEL, the "
+                "embedded default encoder), or download once with internet and set HF_HUB_OFFLINE=1 to use the cache."
+            ) from exc
+        raise SimCSELabError(f"could not load model {self.name!r} ({type(exc).__name__}: {detail}); a model directory needs "
+                             "config.json, the weights (model.safetensors) and the tokenizer files") from exc
+
+
+def read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def sentence_transformers_pooler(directory: Path) -> str | None:
+    """The simcse_lab pooler matching a sentence-transformers Pooling config, if there is one."""
+    config = read_json(directory / ST_POOLING_CONFIG)
+    if config is None:
+        return None
+    if config.get("pooling_mode_cls_token"):
+        return "cls_before_pooler"
+    return "avg"
+
+
+def load_mlp(path: Path) -> MLPHead:
+    state = load_file(str(path))
+    mlp = MLPHead(state["linear.weight"].shape[0])
+    mlp.dense.weight.data.copy_(state["linear.weight"])
+    mlp.dense.bias.data.copy_(state["linear.bias"])
+    return mlp
+
+
+def mlp_from_backbone_pooler(backbone: nn.Module, name: str) -> MLPHead:
+    pooler_module = getattr(backbone, "pooler", None)
+    if pooler_module is None or not hasattr(pooler_module, "dense"):
+        raise SimCSELabError(f"{name!r} looks like an official SimCSE checkpoint but has no pooler weights to use as the MLP; pass pooler='cls_before_pooler'")
+    mlp = MLPHead(pooler_module.dense.weight.shape[0])
+    with torch.no_grad():
+        mlp.dense.weight.copy_(pooler_module.dense.weight)
+        mlp.dense.bias.copy_(pooler_module.dense.bias)
+    return mlp
+
+
+__all__ = ["load_encoder", "choose_pooler", "PoolerChoice", "SIMCSE_CONFIG", "DENSE_DIR", "hub_errors", "quiet_transformers",
+           "set_dropout"]

@@ -1,0 +1,84 @@
+"""Post-processing transforms applied at encode time: BERT-whitening and BERT-flow.
+
+Both fix anisotropy after the fact, on a frozen encoder: whitening in closed form (linear), flow by
+maximum likelihood (non-linear, invertible). Either one composes with any encoder:
+
+    encoder = SimCSEEncoder.from_pretrained(simcse_lab.DEFAULT_MODEL)
+    fit_postprocess(encoder, sentences, kind="whitening")   # attaches encoder.postprocess
+    encoder.encode(["a sentence"])                            # whitened
+    encoder.save_pretrained("out")                            # saved in out/postprocess/, reloaded by from_pretrained
+
+A transform is a callable (N, D) -> (N, K) with `save(directory)`; `load_postprocess` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import unknown_choice
+from ..geometry import Whitening
+
+POSTPROCESS_DIR = "postprocess"
+POSTPROCESS_KINDS = ("whitening", "flow")
+
+
+class WhiteningTransform(Whitening):
+    """BERT-whitening as an encode-time transform that saves beside the encoder."""
+
+    kind = "whitening"
+
+    @property
+    def output_dim(self) -> int:
+        return int(self.kernel.shape[1])
+
+    def save(self, directory) -> Path:
+        target = Path(directory) / POSTPROCESS_DIR
+        target.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.float().contiguous() for k, v in self.state_dict().items()}, str(target / "whitening.safetensors"))
+        (target / "config.json").write_text(json.dumps({"kind": "whitening", "k": int(self.kernel.shape[1])}, indent=2) + "\n")
+        return target
+
+    @classmethod
+    def load(cls, directory) -> "WhiteningTransform":
+        state = load_file(str(Path(directory) / POSTPROCESS_DIR / "whitening.safetensors"))
+        return cls(mean=state["mean"].double(), kernel=state["kernel"].double())
+
+
+def load_postprocess(directory):
+    """The transform saved in directory/postprocess, or None if there is none."""
+    config_path = Path(directory) / POSTPROCESS_DIR / "config.json"
+    if not config_path.is_file():
+        return None
+    kind = json.loads(config_path.read_text())["kind"]
+    if kind == "whitening":
+        return WhiteningTransform.load(directory)
+    if kind == "flow":
+        from .flow import FlowTransform  # noqa: PLC0415
+
+        return FlowTransform.load(directory)
+    raise unknown_choice("post-processing kind", kind, POSTPROCESS_KINDS)
+
+
+def fit_postprocess(encoder, sentences: Sequence[str], kind: str = "whitening", batch_size: int = 64, max_length: int = 128, **options):
+    """Encode `sentences` with the bare encoder, fit a transform on them, attach it and return it.
+
+    options: whitening takes k (dimensions kept); flow takes its training options (see simcse_lab.flow).
+    """
+    if kind not in POSTPROCESS_KINDS:
+        raise unknown_choice("post-processing kind", kind, POSTPROCESS_KINDS)
+    encoder.postprocess = None
+    embeddings = encoder.encode(list(sentences), batch_size=batch_size, max_length=max_length)
+    if kind == "whitening":
+        base = Whitening.fit(embeddings, k=options.pop("k", None))
+        transform = WhiteningTransform(mean=base.mean, kernel=base.kernel)
+    else:
+        from .flow import FlowTransform  # noqa: PLC0415
+
+        transform = FlowTransform.fit(embeddings, **options)
+    encoder.postprocess = transform
+    return transform

@@ -1,0 +1,138 @@
+"""Training settings: one dataclass whose fields are the official SimCSE train.py flags.
+
+Every field has a one-line comment (it is the `--help` text) and a checked type; numeric fields are
+range-checked in `BOUNDS`, choices in `__post_init__`, so a bad setting fails with one line before
+any model or data is loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..augment import AUGMENTATIONS
+from ..errors import SimCSELabError, unknown_choice
+from ..models.encoder import BERT_FORWARDS
+from ..models.pooling import check_pooler
+from ..paths import DEFAULT_MODEL
+from ..settings import Bounds, check_fields
+
+OBJECTIVES = ("auto", "simcse", "sbert")
+ON_NONFINITE = ("stop", "skip")
+# torch.compile's modes. reduce-overhead replays each compiled graph as a CUDA graph (one per batch width, so at
+# most four at max_seq_length 32): the kernel launches of a step cost one replay, which is what a small batch on a
+# GPU is bound by. On a CPU it compiles as default.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the modes that replay CUDA graphs on a GPU
+
+POSITIVE = Bounds(0, low_open=True)
+NON_NEGATIVE = Bounds(0)
+SHARE = Bounds(0, 1)
+BOUNDS = {
+    "temp": POSITIVE,
+    "hard_negative_weight": Bounds(),
+    "max_seq_length": Bounds(2, why="[CLS] and [SEP] take two tokens"),
+    "per_device_train_batch_size": Bounds(2, why="contrastive learning needs in-batch negatives"),
+    "gradient_cache_chunk_size": NON_NEGATIVE,
+    "learning_rate": POSITIVE,
+    "num_train_epochs": POSITIVE,
+    "max_steps": Bounds(1, also=(-1, 0)),
+    "warmup_ratio": SHARE,
+    "weight_decay": NON_NEGATIVE,
+    "max_grad_norm": NON_NEGATIVE,
+    "eval_steps": NON_NEGATIVE,
+    "save_steps": NON_NEGATIVE,
+    "save_total_limit": NON_NEGATIVE,
+    "logging_steps": Bounds(1),
+    "seed": Bounds(0, 2**32 - 1, why="numpy's seed range"),
+    "mlm_weight": NON_NEGATIVE,
+    "dropout": Bounds(0, 1, high_open=True),
+    "augmentation_ratio": SHARE,
+    "max_train_samples": Bounds(1),
+    "eval_max_pairs": Bounds(2),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Training settings. Names follow the official SimCSE train.py flags."""
+
+    model_name_or_path: str = DEFAULT_MODEL  # HF hub id or local dir; the embedded default works offline
+    train_file: str = ""  # .txt = unsupervised; .csv with sent0,sent1[,hard_neg] = supervised; sent0,sent1,label = SBERT
+    output_dir: str = "outputs/simcse"  # checkpoints go in output_dir/checkpoint-<step>/, the best model in output_dir
+    objective: str = "auto"  # auto (from the file) | simcse | sbert
+    pooler_type: str | None = None  # cls | cls_before_pooler | avg | avg_top2 | avg_first_last; None = cls (SimCSE, official) or avg (SBERT)
+    mlp_only_train: bool = False  # use the MLP head in training only (paper: unsupervised setting)
+    temp: float = 0.05  # InfoNCE temperature (sentence-transformers scale = 1/temp)
+    hard_negative_weight: float = 0.0  # log(alpha) added to each sentence's own hard-negative logit
+    max_seq_length: int = 32  # longer sentences are truncated (paper: 32)
+    per_device_train_batch_size: int = 64  # sentences per step per device (paper: 64 unsup, 512 sup)
+    gradient_cache_chunk_size: int = 0  # 0 = off; else embed in chunks of this many sentences (cached loss: big batches in fixed memory)
+    learning_rate: float = 3e-5  # paper: 3e-5 unsup BERT-base, 5e-5 sup
+    num_train_epochs: float = 1.0  # used when max_steps <= 0
+    max_steps: int = -1  # > 0 overrides num_train_epochs
+    warmup_ratio: float = 0.0  # fraction of steps with linear warm-up (official: 0)
+    weight_decay: float = 0.0  # AdamW weight decay (HF Trainer default)
+    max_grad_norm: float = 1.0  # gradient clipping (HF Trainer default)
+    eval_steps: int = 125  # evaluate on STS-B dev every N steps (0 = never); official: 125
+    save_steps: int = 0  # checkpoint every N steps (0 = at every evaluation)
+    save_total_limit: int = 2  # keep this many newest checkpoints (0 = all)
+    logging_steps: int = 10  # record the mean loss every N steps
+    seed: int = 42  # seeds python, numpy, torch and the data order
+    bf16: bool = False  # bf16 autocast (CUDA, or CPUs with native bf16: faster; rounding moves the numbers a little)
+    fp16: bool = False  # fp16 autocast + grad scaling (CUDA only)
+    torch_compile: bool = False  # torch.compile the encoder (dynamic=False; batch widths padded to a multiple of 8)
+    torch_compile_mode: str = "default"  # with torch_compile: default | reduce-overhead (CUDA graphs) | max-autotune | max-autotune-no-cudagraphs
+    bert_forward: str = "auto"  # auto (simcse_lab's own BERT forward on the CPU) | own (on every device: no host syncs on a GPU) | transformers
+    do_mlm: bool = False  # auxiliary MLM loss (paper: Appendix, hurts STS slightly)
+    mlm_weight: float = 0.1  # lambda of the auxiliary MLM loss
+    dropout: float | None = None  # override every dropout probability of the encoder (paper Table 3)
+    augmentation: str = "none"  # unsup only: none | crop | word_deletion | delete_one_word (paper Table 1)
+    augmentation_ratio: float = 0.1  # crop / deletion ratio for the augmentations above
+    resume_from_checkpoint: str | None = None  # a checkpoint dir, or "auto" for the newest in output_dir
+    overwrite_output_dir: bool = False  # allow an output_dir that already holds files
+    data_dir: str | None = None  # where STS-B dev is read; default $SIMCSE_LAB_DATA, else the hub
+    device: str = "auto"  # auto | cpu | cuda | cuda:1 | mps
+    on_nonfinite: str = "stop"  # what a NaN/inf loss does: stop (keep the last good checkpoint) or skip the batch
+    max_train_samples: int | None = None  # use only the first N rows of the train file (quick runs)
+    eval_max_pairs: int | None = None  # evaluate on the first N STS-B dev pairs only (smoke runs)
+    show_progress: bool = True  # tqdm progress bar
+
+    def __post_init__(self):
+        check_fields(self, BOUNDS, "training setting")
+        if self.objective not in OBJECTIVES:
+            raise unknown_choice("objective", self.objective, OBJECTIVES)
+        if self.on_nonfinite not in ON_NONFINITE:
+            raise unknown_choice("on_nonfinite mode", self.on_nonfinite, ON_NONFINITE)
+        if self.bf16 and self.fp16:
+            raise SimCSELabError("choose one of bf16 and fp16")
+        if self.gradient_cache_chunk_size and self.do_mlm:
+            raise SimCSELabError("gradient_cache_chunk_size does not combine with do_mlm; turn one of them off")
+        # checked here, not when the model loads, so a typo fails before output_dir is created
+        if self.pooler_type is not None:
+            check_pooler(self.pooler_type)
+        if self.mlp_only_train and self.pooler_type not in (None, "cls"):
+            raise SimCSELabError(f"mlp_only_train applies to the cls pooler's MLP head; pooler_type {self.pooler_type!r} has no head")
+        if self.augmentation not in AUGMENTATIONS:
+            raise unknown_choice("augmentation", self.augmentation, AUGMENTATIONS)
+        if self.bert_forward not in BERT_FORWARDS:
+            raise unknown_choice("bert_forward", self.bert_forward, BERT_FORWARDS)
+        if self.torch_compile_mode not in COMPILE_MODES:
+            raise unknown_choice("torch_compile_mode", self.torch_compile_mode, COMPILE_MODES)
+        if self.torch_compile_mode != "default" and not self.torch_compile:
+            raise SimCSELabError(f"torch_compile_mode {self.torch_compile_mode!r} needs torch_compile on (--torch_compile)")
+        if not self.train_file:
+            raise SimCSELabError("train_file is required (--train_file: a .txt of sentences or a .csv of pairs/triplets)")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Build from a dict (a JSON/YAML recipe); unknown keys fail loudly."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SimCSELabError(f"unknown training setting(s) {unknown}; valid settings are: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    def recipe(self) -> dict:
+        """The settings as a JSON-able dict (what metrics.json, checkpoints and the model card record)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "show_progress"}
