@@ -29,6 +29,7 @@ import random
 import shutil
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -93,11 +94,7 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
     dist = DistributedContext.from_environment(config.device)
     seed_everything(config.seed)
 
-    pooler = config.pooler_type or ("avg" if objective_name(config.objective, data) == "sbert" else "cls")
-    encoder = SimCSEEncoder.from_pretrained(resume_path or config.model_name_or_path, pooler=pooler, mlp_only_train=config.mlp_only_train,
-                                            device=dist.device, dropout=config.dropout, bert_forward=config.bert_forward)
-    freeze_unused_backbone_pooler(encoder)
-    objective = build_objective(config, data, encoder, dist.device, dist)
+    encoder, objective = load_model_and_objective(config, data, resume_path, dist)
     global_batch = config.per_device_train_batch_size * dist.world_size
     batches_per_epoch = objective.num_rows // global_batch
     if batches_per_epoch == 0:
@@ -117,7 +114,7 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
     progress = tqdm(total=max_steps, initial=state.step, desc="train", disable=not (config.show_progress and dist.is_main))
     step.restore_loss(state.unlogged_loss)
     encoder.train()
-    try:
+    with stop_messages(config, output_dir), progress:
         while state.step < max_steps:
             order = epoch_order(objective.num_rows, config.seed, state.epoch)
             while state.batch_in_epoch < batches_per_epoch and state.step < max_steps:
@@ -153,18 +150,6 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
                 dist.barrier_if_saving(save_steps, state.step)
             if state.batch_in_epoch >= batches_per_epoch:
                 state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-    except NonFiniteLoss as error:
-        kept = ckpt.list_checkpoints(output_dir)
-        where = f"the last good checkpoint, {kept[-1]}, is kept" if kept else "no checkpoint had been saved yet"
-        raise SimCSELabError(
-            f"the loss became NaN/inf by step {error.step}; training stopped and {where}. Lower the learning rate, "
-            "use fp32 or bf16 instead of fp16, or pass on_nonfinite='skip' (--on_nonfinite skip) to skip such batches") from None
-    except torch.cuda.OutOfMemoryError:
-        raise SimCSELabError(
-            f"the GPU ran out of memory at batch size {config.per_device_train_batch_size}, max_seq_length {config.max_seq_length}. "
-            "Use a smaller --per_device_train_batch_size, a shorter --max_seq_length, or bf16") from None
-    finally:
-        progress.close()
 
     result = finish_run(encoder, objective, output_dir, state, started, dist)
     notify(callbacks, "on_train_end", state)
@@ -176,6 +161,32 @@ class NonFiniteLoss(Exception):
     def __init__(self, step: int):
         super().__init__(step)
         self.step = step
+
+
+@contextmanager
+def stop_messages(config: TrainConfig, output_dir: Path):
+    """A run that stops on a NaN loss or an out-of-memory GPU says so in one line, with what to change."""
+    try:
+        yield
+    except NonFiniteLoss as error:
+        kept = ckpt.list_checkpoints(output_dir)
+        where = f"the last good checkpoint, {kept[-1]}, is kept" if kept else "no checkpoint had been saved yet"
+        raise SimCSELabError(
+            f"the loss became NaN/inf by step {error.step}; training stopped and {where}. Lower the learning rate, "
+            "use fp32 or bf16 instead of fp16, or pass on_nonfinite='skip' (--on_nonfinite skip) to skip such batches") from None
+    except torch.cuda.OutOfMemoryError:
+        raise SimCSELabError(
+            f"the GPU ran out of memory at batch size {config.per_device_train_batch_size}, max_seq_length {config.max_seq_length}. "
+            "Use a smaller --per_device_train_batch_size, a shorter --max_seq_length, or bf16") from None
+
+
+def load_model_and_objective(config: TrainConfig, data, resume_path: Path | None, dist: DistributedContext):
+    """The encoder to train (from the checkpoint when resuming) and its objective, with the training file tokenised."""
+    pooler = config.pooler_type or ("avg" if objective_name(config.objective, data) == "sbert" else "cls")
+    encoder = SimCSEEncoder.from_pretrained(resume_path or config.model_name_or_path, pooler=pooler, mlp_only_train=config.mlp_only_train,
+                                            device=dist.device, dropout=config.dropout, bert_forward=config.bert_forward)
+    freeze_unused_backbone_pooler(encoder)
+    return encoder, build_objective(config, data, encoder, dist.device, dist)
 
 
 class TrainingStep:
