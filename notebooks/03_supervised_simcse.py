@@ -77,7 +77,7 @@ from simcse_lab.data import ALL7, load_training_file
 from simcse_lab.evaluation.report import encoder_report
 from simcse_lab.evaluate import evaluate_sts, format_comparison_table, save_results
 from simcse_lab.models.postprocess import fit_postprocess
-from simcse_lab.training.sbert import load_nli_pairs, write_nli_csv
+from simcse_lab.data import load_nli_pairs, write_nli_csv
 from simcse_lab.train import TrainConfig, train
 from simcse_lab.apps.widgets import TrainingDashboard
 
