@@ -10,6 +10,7 @@ Text augmentations (the paper's Table 1 comparison, STS-B dev, BERT-base):
     20% 72.2, 30% 68.2 | delete one word 75.9 (74.2 without dropout) | synonym replacement 77.4 |
     MLM 15% 62.2
 Here each augmentation makes the second view from the first; dropout stays on, as in the paper.
+"same_mask" is the dropout control of the paper's Table 3 ("fixed 0.1", 43.6): one mask for both views.
 Synonym replacement needs a thesaurus and MLM replacement a second model; they are left out.
 """
 
@@ -22,7 +23,10 @@ import torch
 
 from .errors import SimCSELabError, unknown_choice
 
-AUGMENTATIONS = ("none", "crop", "word_deletion", "delete_one_word")
+TEXT_AUGMENTATIONS = ("crop", "word_deletion", "delete_one_word")
+# "same_mask" edits no text: both views share ONE dropout mask (the batch is encoded once and its embeddings used
+# twice), the paper's "fixed 0.1" of Table 3: positives are identical, so nothing but the negatives is learned.
+AUGMENTATIONS = ("none", *TEXT_AUGMENTATIONS, "same_mask")
 
 
 def duplicate_batch(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,7 +108,7 @@ def delete_one_word(sentence: str, ratio: float, rng: random.Random) -> str:
 
 def augment(sentence: str, name: str, ratio: float, rng: random.Random) -> str:
     """Apply the named augmentation (see AUGMENTATIONS) to one sentence."""
-    if name == "none":
+    if name in ("none", "same_mask"):  # same_mask changes the forward pass, not the text
         return sentence
     functions = {"crop": crop, "word_deletion": word_deletion, "delete_one_word": delete_one_word}
     if name not in functions:

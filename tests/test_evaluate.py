@@ -41,3 +41,26 @@ def test_results_table_format():
     assert lines[1] == "| STS12 | STSBenchmark |  Avg. |"
     assert lines[3] == "| 68.40 |    76.85     | 72.62 |"
     assert lines[0] == lines[2] == lines[4] == "+-------+--------------+-------+"
+
+
+def test_word_overlap_scorer_against_a_hand_computed_jaccard(data_dir):
+    """evaluate_similarity with the word-overlap baseline: Jaccard of lower-cased word sets, computed here by hand
+    with python sets and str.split on the punctuation-stripped text, then scipy's Spearman."""
+    import re
+
+    from scipy.stats import spearmanr
+
+    from simcse_lab.data import load_sts
+    from simcse_lab.evaluate import evaluate_similarity
+    from simcse_lab.evaluation.baselines import word_overlap
+
+    assert word_overlap(["A man's guitar.", "", "x"], ["a MAN plays guitar", "", "y"]).tolist() == [3 / 5, 0.0, 0.0]
+    pairs = load_sts("stsb", "dev", data_dir)[:300]
+
+    def hand(a, b):
+        a, b = (set(re.sub(r"[^a-z0-9]+", " ", s.lower()).split()) for s in (a, b))
+        return len(a & b) / len(a | b) if a | b else 0.0
+
+    expected = spearmanr([hand(a, b) for a, b, _ in pairs], [g for _, _, g in pairs]).correlation * 100
+    result = evaluate_similarity(word_overlap, tasks=["stsb"], split="dev", data_dir=data_dir, max_pairs=300)
+    assert result["stsb"] == pytest.approx(expected, abs=1e-9) and result["avg"] == result["stsb"]

@@ -228,3 +228,29 @@ def test_augmented_batches_keep_the_model_limit_and_the_static_widths(tiny_model
             assert not compile_widths or ids.shape[1] % 8 == 0, ids.shape
             encoder.train()
             assert objective.loss(encoder, rows).isfinite()
+
+
+def test_same_mask_views_share_one_dropout_mask(tiny_model_dir, tmp_path):
+    """augmentation="same_mask" (the paper's "fixed 0.1"): one train-mode forward pass, its embeddings used as both
+    views, so every positive logit is exactly 1/t; reference: the same pass replayed from the same RNG state, put
+    through the loss written out with identical views."""
+    from simcse_lab.data import load_training_file
+    from simcse_lab.losses import simcse_logits, unsup_simcse_loss
+    from simcse_lab.training.distributed import DistributedContext
+    from simcse_lab.training.objectives import build_objective
+
+    path = tmp_path / "s.txt"
+    path.write_text("\n".join(f"the man number {i} plays the guitar in the park" for i in range(8)) + "\n")
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="avg", device="cpu", dropout=0.3).train()
+    cpu = torch.device("cpu")
+    objective = build_objective(TrainConfig(train_file=str(path), augmentation="same_mask"), load_training_file(path), encoder,
+                                cpu, DistributedContext(cpu))
+    rows = np.arange(8)
+    ids, mask = objective.batch(rows)
+    assert ids.shape[0] == 8  # one view on the wire, not two
+    torch.manual_seed(5)
+    loss = objective.loss(encoder, rows)
+    torch.manual_seed(5)
+    z = encoder(ids, mask)
+    assert torch.allclose(simcse_logits(z, z, 0.05).diagonal(), torch.full((8,), 20.0), atol=1e-4)
+    torch.testing.assert_close(loss, unsup_simcse_loss(z, z, 0.05))

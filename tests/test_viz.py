@@ -157,3 +157,23 @@ def test_cosine_histogram_from_cosines_and_embeddings(cloud):
     # every drawn cosine is a real off-diagonal entry of the cosine matrix
     off_diagonal = numpy_cosine(cloud)[~np.eye(30, dtype=bool)]
     assert np.all(np.min(np.abs(drawn[:, None] - off_diagonal[None, :]), axis=1) < 1e-12)
+
+
+def test_training_curves_mark_the_step_zero_reference_and_log_the_loss():
+    history = [{"step": 0, "stsb_dev": 66.8, "alignment": 0.2, "uniformity": -2.0},
+               {"step": 10, "loss": 0.5}, {"step": 20, "loss": 0.01, "stsb_dev": 63.0, "alignment": 0.3, "uniformity": -3.0}]
+    figure = viz.training_curves(history)
+    lines = sorted(shape.y0 for shape in figure.layout.shapes)
+    assert lines == sorted([66.8, 0.2, -2.0])  # one per evaluation panel, at its step-0 value; none on the loss panel
+    assert figure.layout.yaxis.type == "log" and list(figure.data[1].x) == [0, 20]
+    assert viz.training_curves(history[1:]).layout.shapes == ()  # no step-0 record, no reference
+
+
+def test_ablation_baseline_is_a_bar_and_a_line_and_slope_chart_keeps_gaps():
+    figure = viz.ablation_figure({"ours": {"a": 60.0, "b": 61.0}}, baseline=("raw encoder", 66.8))
+    assert list(figure.data[0].x) == ["raw encoder"] and figure.data[0].y[0] == 66.8
+    assert [shape.y0 for shape in figure.layout.shapes] == [66.8]
+    slope = viz.slope_chart({"paper": [56.7, 76.25, 81.57], "ours": [54.4, None, 60.0]}, ["raw", "unsup", "sup"])
+    assert np.isnan(slope.data[1].y[1]) and slope.data[0].y[2] == 81.57
+    with pytest.raises(SimCSELabError):
+        viz.slope_chart({"x": [1.0]}, ["raw", "sup"])

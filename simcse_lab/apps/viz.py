@@ -473,12 +473,15 @@ TRAINING_PANELS = (("loss", "training loss"), ("stsb_dev", "STS-B dev (Spearman 
                    ("alignment", "alignment (lower is better)"), ("uniformity", "uniformity (lower is better)"))
 
 
-def training_curves(history: Sequence[Mapping], max_steps: int | None = None, title: str | None = None) -> go.Figure:
+def training_curves(history: Sequence[Mapping], max_steps: int | None = None, title: str | None = None,
+                    log_loss: bool = True) -> go.Figure:
     """2x2 panels of loss, STS-B dev, alignment and uniformity against the step.
 
     history: records like {"step": 100, "loss": 1.2, "stsb_dev": 61.2, ...}; a record contributes to
     each panel whose key it has (eval keys appear on eval steps only). Always four traces, in
-    TRAINING_PANELS order, so a live widget can update them in place.
+    TRAINING_PANELS order, so a live widget can update them in place. A step-0 record (the raw
+    encoder, `TrainConfig.eval_at_start`) also draws a dashed reference line on each evaluation panel:
+    where training started. log_loss: the loss on a log scale (InfoNCE falls by orders of magnitude).
     """
     fig = make_subplots(rows=2, cols=2, subplot_titles=[label for _, label in TRAINING_PANELS],
                         horizontal_spacing=0.1, vertical_spacing=0.16)
@@ -488,11 +491,24 @@ def training_curves(history: Sequence[Mapping], max_steps: int | None = None, ti
                                  line=dict(color=QUALITATIVE[k], width=2), showlegend=False,
                                  hovertemplate="step %{x}: %{y:.4g}<extra>" + key + "</extra>"),
                       row=k // 2 + 1, col=k % 2 + 1)
+    add_start_lines(fig, history)
+    if log_loss:
+        fig.update_yaxes(type="log", exponentformat="power", row=1, col=1)
     if max_steps:
         fig.update_xaxes(range=[0, max_steps])
     fig.update_xaxes(title_text="step", row=2)
     base_layout(fig, title or "Training", height=520)
     return fig
+
+
+def add_start_lines(fig: go.Figure, history: Sequence[Mapping]) -> None:
+    """Dashed lines at the step-0 values of the evaluation panels ("raw encoder"), if history has a step-0 record."""
+    start = next((r for r in history if r.get("step") == 0), None)
+    for k, (key, _) in enumerate(TRAINING_PANELS):
+        if start is not None and start.get(key) is not None and key != "loss":
+            fig.add_hline(y=start[key], line=dict(color="#888", dash="dash", width=1), row=k // 2 + 1, col=k % 2 + 1,
+                          annotation_text=f"raw encoder {start[key]:.3g}", annotation_position="bottom right",
+                          annotation_font=dict(size=10, color="#666"))
 
 
 def curve(history: Sequence[Mapping], key: str) -> tuple[list, list]:
@@ -529,15 +545,23 @@ def cosine_histogram(cosines_by_model: Mapping[str, object], num_pairs: int = 50
 
 
 def ablation_figure(results: Mapping[str, Mapping[str, float]], title: str | None = None,
-                    yaxis_title: str = "STS-B dev (Spearman × 100)") -> go.Figure:
+                    yaxis_title: str = "STS-B dev (Spearman × 100)", baseline: tuple[str, float] | None = None) -> go.Figure:
     """Grouped bars: one group per setting, one colour per source, e.g.
     {"paper, BERT-base": {"p=0.1": 82.5, ...}, "ours": {"p=0.1": 61.0, ...}}. A setting a source
     lacks is left empty (no bar), never drawn as 0.
+
+    baseline: (label, score), e.g. ("raw encoder", 66.8): a grey bar of its own at the left and a dashed line
+    across the chart, so every setting can be read against where training started.
     """
     if not results:
         raise SimCSELabError("ablation_figure needs at least one source: {name: {setting: score}}")
     settings = list(dict.fromkeys(k for scores in results.values() for k in scores))
     fig = go.Figure()
+    if baseline is not None:
+        label, value = baseline
+        fig.add_trace(go.Bar(x=[label], y=[value], name=label, marker_color="#9e9e9e", text=[f"{value:.1f}"],
+                             textposition="outside", hovertemplate="%{x}: %{y:.2f}<extra></extra>"))
+        fig.add_hline(y=value, line=dict(color="#777", dash="dash", width=1))
     for k, (name, scores) in enumerate(results.items()):
         values = [scores.get(s) for s in settings]
         fig.add_trace(go.Bar(x=settings, y=[np.nan if v is None else v for v in values], name=str(name),
@@ -545,5 +569,26 @@ def ablation_figure(results: Mapping[str, Mapping[str, float]], title: str | Non
                              text=["" if v is None else f"{v:.1f}" for v in values], textposition="outside",
                              hovertemplate="%{x}: %{y:.2f}<extra>%{fullData.name}</extra>"))
     base_layout(fig, title or "Ablation", height=400, barmode="group", yaxis_title=yaxis_title,
+                legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0.0))
+    return fig
+
+
+def slope_chart(series: Mapping[str, Sequence[float]], stages: Sequence[str], title: str | None = None,
+                yaxis_title: str = "STS average (Spearman × 100)") -> go.Figure:
+    """One line per source across the same stages, e.g. raw -> unsup. SimCSE -> sup. SimCSE for the paper's
+    BERT-base and for this run: the slopes (what each stage adds) are comparable even where the levels are not.
+    A missing value (None / NaN) leaves a gap."""
+    if not series:
+        raise SimCSELabError("slope_chart needs at least one series: {name: [value per stage]}")
+    fig = go.Figure()
+    for k, (name, values) in enumerate(series.items()):
+        if len(values) != len(stages):
+            raise SimCSELabError(f"series {name!r} has {len(values)} values for {len(stages)} stages")
+        y = [np.nan if v is None else float(v) for v in values]
+        fig.add_trace(go.Scatter(x=list(stages), y=y, name=str(name), mode="lines+markers+text",
+                                 line=dict(color=QUALITATIVE[k % len(QUALITATIVE)], width=3), marker=dict(size=10),
+                                 text=["" if np.isnan(v) else f"{v:.1f}" for v in y], textposition="top center",
+                                 hovertemplate="%{x}: %{y:.2f}<extra>%{fullData.name}</extra>"))
+    base_layout(fig, title or "What each stage adds", height=420, yaxis_title=yaxis_title,
                 legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0.0))
     return fig

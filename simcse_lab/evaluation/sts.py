@@ -28,6 +28,7 @@ from ..errors import SimCSELabError
 from ..geometry import alignment, as_float64, average_cosine, l2_normalize, uniformity
 
 EncodeFn = Callable[[list[str]], "np.ndarray"]
+SimilarityFn = Callable[[list[str], list[str]], "np.ndarray"]
 
 # Tokens kept per sentence when an STS sentence is encoded for scoring, in training (STS-B dev) and in
 # `simcse-lab evaluate`: longer than any STS-B dev sentence (58 tokens at most with the default encoder's
@@ -108,6 +109,41 @@ def evaluate_sts(
     STS12-16 have only test data; with split="dev" they are skipped (SimCSE's dev mode reports
     STS-B dev and SICK-R dev only).
     """
+    per_task = task_pairs(tasks, split, data_dir, max_pairs)
+    # One encode call over every distinct sentence of every task: fewer, fuller batches.
+    sentences = list(dict.fromkeys(s for pairs in per_task.values() for s in pairs.sentences))
+    unit = normalized(encode(sentences))
+    row = {s: i for i, s in enumerate(sentences)}
+    results = {task: score_pairs(unit[[row[s] for s in pairs.sentences]], pairs, f"{task} ({split})")
+               for task, pairs in per_task.items()}
+    results["avg"] = float(np.mean(list(results.values())))
+    return results
+
+
+def evaluate_similarity(
+    similarity: SimilarityFn,
+    tasks: Sequence[str] = ALL7,
+    split: str = "test",
+    data_dir=None,
+    max_pairs: int | None = None,
+) -> dict[str, float]:
+    """`evaluate_sts` for a scorer that is not a cosine of embeddings: similarity(lefts, rights) -> (N,) scores
+    of the pairs (lefts[i], rights[i]), e.g. `simcse_lab.evaluation.baselines.word_overlap`. Same tasks, splits,
+    Spearman and "avg" as evaluate_sts, so its rows sit in the same tables."""
+    results = {}
+    for task, pairs in task_pairs(tasks, split, data_dir, max_pairs).items():
+        lefts = [pairs.sentences[i] for i in pairs.left]
+        rights = [pairs.sentences[i] for i in pairs.right]
+        scores = np.asarray(similarity(lefts, rights), dtype=np.float64).reshape(-1)
+        if scores.shape != pairs.gold.shape:
+            raise SimCSELabError(f"the similarity function gave {scores.size} scores for {len(pairs)} pairs of {task}")
+        results[task] = spearman_x100(scores, pairs.gold, f"{task} ({split})")
+    results["avg"] = float(np.mean(list(results.values())))
+    return results
+
+
+def task_pairs(tasks: Sequence[str], split: str, data_dir=None, max_pairs: int | None = None) -> dict[str, ScoredPairs]:
+    """The scored pairs of each task in `split` (STS12-16: test only, so skipped for dev)."""
     tasks = [check_task(t) for t in tasks]
     per_task = {}
     for task in tasks:
@@ -118,14 +154,7 @@ def evaluate_sts(
     if not per_task:
         raise SimCSELabError(f"no task of {', '.join(tasks)} has a {split} split (STS12-16 are test-only); "
                              "choose other tasks or --mode test")
-    # One encode call over every distinct sentence of every task: fewer, fuller batches.
-    sentences = list(dict.fromkeys(s for pairs in per_task.values() for s in pairs.sentences))
-    unit = normalized(encode(sentences))
-    row = {s: i for i, s in enumerate(sentences)}
-    results = {task: score_pairs(unit[[row[s] for s in pairs.sentences]], pairs, f"{task} ({split})")
-               for task, pairs in per_task.items()}
-    results["avg"] = float(np.mean(list(results.values())))
-    return results
+    return per_task
 
 
 def pair_cosine_scores(encode: EncodeFn, pairs: Sequence[tuple[str, str, float]]) -> tuple[np.ndarray, np.ndarray]:

@@ -75,6 +75,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # AdamW weight decay (HF Trainer default)
     max_grad_norm: float = 1.0  # gradient clipping (HF Trainer default)
     eval_steps: int = 125  # evaluate on STS-B dev every N steps (0 = never); official: 125
+    eval_at_start: bool = True  # also score STS-B dev before the first step (the raw encoder: step 0 of the curves; never the selected model)
     save_steps: int = 0  # checkpoint every N steps (0 = at every evaluation)
     save_total_limit: int = 2  # keep this many newest checkpoints (0 = all)
     logging_steps: int = 10  # record the mean loss every N steps
@@ -87,7 +88,7 @@ class TrainConfig:
     do_mlm: bool = False  # auxiliary MLM loss (paper: Appendix, hurts STS slightly)
     mlm_weight: float = 0.1  # lambda of the auxiliary MLM loss
     dropout: float | None = None  # override every dropout probability of the encoder (paper Table 3)
-    augmentation: str = "none"  # unsup only: none | crop | word_deletion | delete_one_word (paper Table 1)
+    augmentation: str = "none"  # unsup only: none | crop | word_deletion | delete_one_word (paper Table 1) | same_mask (one dropout mask for both views, Table 3)
     augmentation_ratio: float = 0.1  # crop / deletion ratio for the augmentations above
     resume_from_checkpoint: str | None = None  # a checkpoint dir, or "auto" for the newest in output_dir
     overwrite_output_dir: bool = False  # allow an output_dir that already holds files

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..augment import augment
+from ..augment import TEXT_AUGMENTATIONS, augment
 from ..data.training_files import TrainingData
 from ..errors import SimCSELabError
 from ..losses import sup_simcse_loss, unsup_simcse_loss
@@ -64,16 +64,17 @@ class SimCSEObjective(Objective):
 
     augmentation: for unsupervised training, the second view is a text-edited copy of each sentence
     (the paper's Table 1; simcse_lab.augment) instead of the same sentence again.
+    shared_mask: unsupervised, both views are one forward pass (one dropout mask): Table 3's "fixed 0.1".
     pad_multiple: batch widths are rounded up to a multiple of it (static shapes for torch.compile).
     mlm_head / mlm_weight: the auxiliary MLM loss on the first view (simcse_lab.training.mlm).
     """
 
     def __init__(self, encoder, columns, device, dist, mode: str, temperature: float = 0.05, hard_negative_weight: float = 0.0,
                  pad_multiple: int = 1, augmentation: tuple[str, float, list[str], int] | None = None,
-                 mlm_head: nn.Module | None = None, mlm_weight: float = 0.1):
+                 shared_mask: bool = False, mlm_head: nn.Module | None = None, mlm_weight: float = 0.1):
         super().__init__(encoder, columns, device, dist)
         self.mode, self.temperature, self.hard_negative_weight = mode, temperature, hard_negative_weight
-        self.pad_multiple, self.augmentation = pad_multiple, augmentation
+        self.pad_multiple, self.augmentation, self.shared_mask = pad_multiple, augmentation, shared_mask
         self.mlm_head, self.mlm_weight = mlm_head, mlm_weight
 
     @property
@@ -84,6 +85,8 @@ class SimCSEObjective(Objective):
         """(k*B, T) ids and mask on the host: the k views of the rows stacked."""
         if self.mode == "unsup" and self.augmentation is not None:
             return self.augmented_batch(rows)
+        if self.shared_mask:
+            return collate(self.columns[:1], rows, self.pad_multiple)  # one view, used twice (contrastive_loss)
         columns = [self.columns[0], self.columns[0]] if self.mode == "unsup" else self.columns  # one pass, two dropout masks
         return collate(columns, rows, self.pad_multiple)
 
@@ -107,6 +110,8 @@ class SimCSEObjective(Objective):
 
     def contrastive_loss(self, z: torch.Tensor) -> torch.Tensor:
         """z: (k*B, D), the k views stacked -> InfoNCE over the global batch."""
+        if self.shared_mask:
+            z = torch.cat([z, z])  # (2B, D): the positive of each sentence is its own embedding, mask and all
         views = [self.dist.gather(v) for v in z.chunk(self.views)]  # each (world*B, D)
         if len(views) == 2:
             return unsup_simcse_loss(views[0], views[1], self.temperature)
@@ -186,10 +191,11 @@ def build_objective(config, data: TrainingData, encoder, device: torch.device, d
 
         mlm_head = AuxiliaryMLM(encoder)
     augmentation = None
-    if config.augmentation != "none":
+    if config.augmentation in TEXT_AUGMENTATIONS:
         augmentation = (config.augmentation, config.augmentation_ratio, [row[0] for row in data.rows], config.seed)
     options = dict(mode=data.mode, temperature=config.temp, hard_negative_weight=config.hard_negative_weight,
-                   pad_multiple=8 if config.torch_compile else 1, augmentation=augmentation, mlm_head=mlm_head,
+                   pad_multiple=8 if config.torch_compile else 1, augmentation=augmentation,
+                   shared_mask=config.augmentation == "same_mask", mlm_head=mlm_head,
                    mlm_weight=config.mlm_weight)
     if config.gradient_cache_chunk_size:
         return CachedSimCSEObjective(encoder, columns, device, dist, chunk_size=config.gradient_cache_chunk_size,

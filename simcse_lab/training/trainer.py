@@ -111,6 +111,9 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
     save_steps = config.save_steps or config.eval_steps
 
     notify(callbacks, "on_train_begin", state)
+    if evaluator is not None and config.eval_at_start and state.step == 0:
+        state.history.append({"step": 0, **evaluator(encoder)})  # where training starts: a reference, not a candidate
+        notify(callbacks, "on_evaluate", state, state.history[-1])
     progress = tqdm(total=max_steps, initial=state.step, desc="train", disable=not (config.show_progress and dist.is_main))
     step.restore_loss(state.unlogged_loss)
     encoder.train()
