@@ -252,5 +252,5 @@ def test_same_mask_views_share_one_dropout_mask(tiny_model_dir, tmp_path):
     loss = objective.loss(encoder, rows)
     torch.manual_seed(5)
     z = encoder(ids, mask)
-    assert torch.allclose(simcse_logits(z, z, 0.05).diagonal(), torch.full((8,), 20.0), atol=1e-4)
+    assert torch.allclose(simcse_logits(z, z, temperature=0.05).diagonal(), torch.full((8,), 20.0), atol=1e-4)
     torch.testing.assert_close(loss, unsup_simcse_loss(z, z, 0.05))
