@@ -27,7 +27,7 @@ def test_unknown_mode_and_figure_format_fail_before_running(tmp_path):
     with pytest.raises(SimCSELabError, match="smoke"):
         course.run_course(tmp_path, mode="fast")
     with pytest.raises(SimCSELabError, match="png"):
-        course.run_course(tmp_path, mode="smoke", figures="svg")
+        course.run_course(tmp_path, mode="smoke", figures="gif")
     assert not any(tmp_path.iterdir())
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from queue import Empty
@@ -85,6 +86,10 @@ def test_notebook_runs_in_smoke_mode(name, course_dir):
     assert all(c.get("execution_count") for c in code_cells(executed)), f"{name}: not every code cell ran"
     assert run.html is not None and run.html.stat().st_size > 0
     assert all(path.is_file() for path in run.figures)
+    if run.figure_format != "none" and (shutil.which("chromium") or shutil.which("google-chrome")):
+        # kaleido finds the browser: a teacher's slides get PNGs, not HTML
+        assert run.figure_format == "png" and all(p.suffix == ".png" for p in run.figures), run.figure_format
+    assert run.executed.stat().st_size < 3_000_000, f"{name}: the executed notebook is {run.executed.stat().st_size:,} bytes"
     print(f"{name}: {seconds:.0f}s in smoke mode")
     assert seconds < SMOKE_BUDGET_S * 2, f"{name} took {seconds:.0f}s in smoke mode (budget {SMOKE_BUDGET_S}s); keep smoke sizes tiny"
 

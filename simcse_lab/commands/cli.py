@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     course.add_argument("--quick", action="store_true", help="quick mode: small sizes, minutes on a laptop CPU")
     course.add_argument("--smoke", action="store_true", help="smoke mode: tiny sizes (what CI runs)")
     course.add_argument("--notebooks", nargs="+", help="only these notebooks (file names)")
+    course.add_argument("--figures", default="png+svg", help="figure files: png+svg (slides), png, svg, html or none")
     return parser
 
 
@@ -194,7 +195,7 @@ def run_course(args, argv) -> int:
     from .course import run_course as execute  # noqa: PLC0415
 
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
-    execute(output_dir=args.output_dir, mode=mode, only=args.notebooks)
+    execute(output_dir=args.output_dir, mode=mode, only=args.notebooks, figures=args.figures)
     return 0
 
 

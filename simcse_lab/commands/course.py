@@ -12,8 +12,9 @@ Modes (each notebook's `parameters` cell reads them from the environment):
 What lands in output_dir:
     NN_name.ipynb           the executed notebooks (open them with `jupyter lab <output_dir>`)
     NN_name.html            static HTML exports (plotly figures inlined, widgets as saved state)
-    figures/NN_name/*.png   every plotly figure the notebook displayed (standalone .html if no
-                            static exporter works: plotly's kaleido needs a Chrome/Chromium)
+    figures/NN_name/*.png   every plotly figure the notebook displayed, as PNG (for slides) and SVG
+                            (standalone .html if no static exporter works: plotly's kaleido needs a
+                            Chrome/Chromium, which it finds on the PATH or at BROWSER_PATH)
     outputs/                what the notebooks write: trained models (outputs/unsup-simcse, ...)
                             and tables; notebooks 03 and 04 find 02's model there
     timings.json            seconds per notebook
@@ -38,6 +39,7 @@ from ..errors import SimCSELabError, unknown_choice
 
 NOTEBOOKS = ("01_anisotropy.ipynb", "02_unsupervised_simcse.ipynb", "03_supervised_simcse.ipynb", "04_geometry_explorer.ipynb")
 MODES = ("smoke", "quick", "full")
+FIGURE_FORMATS = ("png+svg", "png", "svg", "html", "none")
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 # Cell timeout per mode, seconds (None = no limit: full-mode training cells run for hours).
@@ -51,6 +53,7 @@ class NotebookRun:
     executed: Path
     html: Path | None = None
     figures: list[Path] = field(default_factory=list)
+    figure_format: str = "none"  # what export_figures wrote: "png+svg", "png", "html", "none"
     error: str | None = None
 
 
@@ -171,8 +174,10 @@ def execute_notebook(source: Path, target: Path, env: dict[str, str], cwd: Path,
     from nbclient.exceptions import CellExecutionError  # noqa: PLC0415
 
     notebook = nbformat.read(source, as_version=4)
+    # no widget state in the saved copy: a live figure widget's state is its whole data again, megabytes per widget;
+    # every notebook shows a static figure beside its widgets, and that is what the HTML export keeps
     client = NotebookClient(notebook, km=current_python_kernel_manager(), timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(cwd)}}, record_timing=True, store_widget_state=True)
+                            resources={"metadata": {"path": str(cwd)}}, record_timing=True, store_widget_state=False)
     error = None
     try:
         client.execute(env=env, cwd=str(cwd), cleanup_kc=True)  # we made the kernel manager: shut it down
@@ -211,22 +216,32 @@ def figure_name(index: int, figure) -> str:
     return f"{index:02d}-{slug}"
 
 
-def export_figures(notebook, folder: Path, static: bool = True) -> tuple[list[Path], str]:
-    """Write each figure as PNG (kaleido + Chrome/Chromium), or as standalone HTML when that fails."""
+# Said once when no static figure can be written: what the user can do about it.
+NO_STATIC_EXPORT = ("static figures (PNG, SVG) need a Chrome or Chromium for plotly's kaleido: install one (Debian/Ubuntu: "
+                    "apt install chromium; elsewhere run plotly_get_chrome) or point BROWSER_PATH at it; writing interactive "
+                    "HTML figures instead")
+
+
+def export_figures(notebook, folder: Path, formats: Sequence[str] = ("png", "svg")) -> tuple[list[Path], str]:
+    """Write each figure in the static formats asked for (kaleido drives a Chrome/Chromium), or as standalone HTML
+    when there are none or that fails. Returns the paths and the format written ("png+svg", "html", ...)."""
     figures = notebook_figures(notebook)
     if not figures:
         return [], "none"
     folder.mkdir(parents=True, exist_ok=True)
     names = [figure_name(i + 1, f) for i, f in enumerate(figures)]
-    if static:
+    if formats:
         try:
             import plotly.io as pio  # noqa: PLC0415
 
-            paths = [folder / f"{name}.png" for name in names]
-            pio.write_images(figures, paths, scale=2)
-            return paths, "png"
+            paths = []
+            for suffix in formats:
+                paths += [folder / f"{name}.{suffix}" for name in names]
+                pio.write_images(figures, paths[-len(names):], scale=2 if suffix == "png" else 1)
+            return paths, "+".join(formats)
         except Exception as exc:  # no kaleido, no Chrome, a sandbox that forbids it, ...
-            print(f"  static figure export failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); writing HTML figures instead")
+            detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            print(f"  {NO_STATIC_EXPORT} ({type(exc).__name__}: {detail})")
     paths = []
     for name, figure in zip(names, figures):
         path = folder / f"{name}.html"
@@ -236,17 +251,18 @@ def export_figures(notebook, folder: Path, static: bool = True) -> tuple[list[Pa
 
 
 def run_course(output_dir: str | os.PathLike = "outputs/course", mode: str = "quick", only: Sequence[str] | None = None,
-               figures: str = "png", stop_on_error: bool = True, notebook_dir: str | os.PathLike | None = None) -> CourseResult:
+               figures: str = "png+svg", stop_on_error: bool = True, notebook_dir: str | os.PathLike | None = None) -> CourseResult:
     """Execute the course notebooks in order and export them to output_dir (see the module docstring).
 
-    figures: "png" (static images, HTML if that fails), "html" (standalone interactive files) or "none".
+    figures: "png+svg" (static images for slides; HTML if that fails), "png", "svg", "html" (standalone interactive
+    files) or "none".
     stop_on_error: stop at the first notebook that fails (later ones may need its outputs) and raise
     SimCSELabError naming it; the executed copy up to the failing cell is still written.
     """
     if mode not in MODES:
         raise unknown_choice("course mode", mode, MODES)
-    if figures not in ("png", "html", "none"):
-        raise unknown_choice("figure format", figures, ("png", "html", "none"))
+    if figures not in FIGURE_FORMATS:
+        raise unknown_choice("figure format", figures, FIGURE_FORMATS)
     sources = notebook_paths(only, Path(notebook_dir) if notebook_dir else NOTEBOOK_DIR)
     output_dir = Path(output_dir).expanduser().resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -262,7 +278,9 @@ def run_course(output_dir: str | os.PathLike = "outputs/course", mode: str = "qu
         run.html = export_html(notebook, executed.with_suffix(".html"))
         kind = "none"
         if figures != "none":
-            run.figures, kind = export_figures(notebook, output_dir / "figures" / source.stem, static=figures == "png")
+            static = () if figures == "html" else tuple(figures.split("+"))
+            run.figures, kind = export_figures(notebook, output_dir / "figures" / source.stem, static)
+        run.figure_format = kind
         runs.append(run)
         status = "FAILED" if error else "ok"
         print(f"  {status} in {run.seconds:.0f}s · {len(run.figures)} figure(s) ({kind})", flush=True)
