@@ -107,6 +107,8 @@ class Mistake:
 @dataclass
 class Exercise:
     title: str  # "the unsupervised SimCSE loss"
+    source: str  # where the library's own implementation lives, for the learner to read
+    covers: str  # what the test inputs span, in words
     arguments: tuple[str, ...]  # the learner's function is called with these, in this order
     reference: Callable[..., torch.Tensor]  # the library, called with the same arguments as keywords
     trials: list[Trial]
@@ -167,6 +169,13 @@ def where(error: BaseException) -> str:
     return f" (line {frames[-1].lineno}: `{frames[-1].line.strip()}`)"
 
 
+def explain_common_error(error: BaseException) -> tuple[str, str]:
+    if "in-place" in str(error):
+        return ("an input is changed in place", "write z = z / z.norm(dim=-1, keepdim=True) rather than z /= ...: the inputs "
+                                                "belong to the caller, and autograd needs them unchanged.")
+    return ("", "run it on small inputs yourself and print the shapes of the intermediate tensors.")
+
+
 def run_check(exercise: Callable[[], Exercise], fn, require: bool) -> CheckResult:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the inputs are tiny: more threads only wait on each other (20x slower on a busy CPU)
@@ -198,7 +207,7 @@ def diagnose(ex: Exercise, fn) -> CheckResult:
             return pending
         except Exception as error:  # the learner's bug: say what it is instead of raising it
             first_line = (str(error).strip().splitlines() or [""])[0]
-            meaning, fix = ex.explain_error(error) or ("", "run it on small inputs yourself and print the shapes of the intermediate tensors.")
+            meaning, fix = ex.explain_error(error) or explain_common_error(error)
             return wrong(f"{meaning + ': ' if meaning else ''}your function raised {type(error).__name__}: {first_line}{where(error)}, "
                          f"on {trial.label}.", fix)
         if raw is None:
@@ -207,13 +216,14 @@ def diagnose(ex: Exercise, fn) -> CheckResult:
             return wrong(f"your function returned None on {trial.label}.", "every path through the function must return the result.")
         answers.append(as_answer(raw, inputs))
         if answers[-1].value is None:
-            return wrong(f"your function returns {answers[-1].kind}; expected {ex.returns}.", "return the result itself, not a tuple or a list.")
+            return wrong(f"your function returns {answers[-1].kind}; expected {ex.returns}.",
+                         "return the result itself, not a tuple or a list.")
 
     if all(close(a.value, e) for a, e in zip(answers, ex.expected)):
         problem = graph_problem(ex, answers, wrong)  # not `or`: a wrong CheckResult is falsy
         return problem if problem is not None else CheckResult(
-            ex.title, "correct", f"correct: it matches the library on {len(ex.trials)} test inputs "
-            f"({'; '.join(t.label for t in ex.trials[:2])}; ...)" + (", gradients included." if ex.differentiable else "."))
+            ex.title, "correct", f"correct: it matches `{ex.source}` on {len(ex.trials)} test inputs ({ex.covers})"
+            + (", gradients included." if ex.differentiable else "."))
     return name_the_mistake(ex, fn, answers, wrong)
 
 
@@ -227,7 +237,8 @@ def graph_problem(ex: Exercise, answers: list[Answer], wrong) -> CheckResult | N
         if answer.raw.grad_fn is None:
             return wrong("the value is right, but the result has no autograd graph (it does not require grad): "
                          "loss.backward() could not train the encoder.",
-                         "look for .detach(), .data, torch.no_grad(), torch.tensor(...) around an intermediate result, or a numpy round trip.")
+                         "look for .detach(), .data, torch.no_grad(), torch.tensor(...) around an intermediate result, "
+                         "or a numpy round trip.")
         upstream = torch.randn(answer.raw.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
         reference_inputs = trial.copies(ex.differentiable)
         (ex.reference(**reference_inputs) * upstream.to(answer.raw.dtype)).sum().backward()
@@ -244,7 +255,8 @@ def graph_problem(ex: Exercise, answers: list[Answer], wrong) -> CheckResult | N
             if not close(got, want, rtol=GRAD_RTOL, atol=GRAD_RTOL * float(want.abs().max())):
                 return wrong(f"the value is right, but the gradient with respect to `{name}` is not (on {trial.label}): "
                              "part of the computation is cut from the graph.",
-                             "look for .detach(), .data or torch.no_grad() on an intermediate result (the normalised vectors, the logits).")
+                             "look for .detach(), .data or torch.no_grad() on an intermediate result "
+                             "(the normalised vectors, the logits).")
     return None
 
 
@@ -331,23 +343,33 @@ def reference_at(ex: Exercise, trial: Trial, temperature: float) -> float:
 
 
 def temperatures_giving(ex: Exercise, trial: Trial, value: float) -> list[float]:
-    """Every temperature t' in [1e-3, 1e2] at which the library's value on `trial` equals `value`."""
+    """Temperatures t' in [1e-3, 1e2] at which the library's value on `trial` equals `value` (a grid, then bisection).
+
+    The loss is not monotone in t (it often has one minimum), so two roots can share a grid cell: around each
+    grid point where the gap has a local extremum, the extremum is located first and each side bisected.
+    """
     def gap(log_t: float) -> float:
         return reference_at(ex, trial, math.exp(log_t)) - value
 
-    grid = np.linspace(math.log(1e-3), math.log(1e2), 25)
+    def bisect(lo: float, hi: float, g_lo: float) -> float:
+        for _ in range(30):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if (gap(mid) < 0.0) == (g_lo < 0.0) else (lo, mid)
+        return math.exp((lo + hi) / 2)
+
+    grid = list(np.linspace(math.log(1e-3), math.log(1e2), 61))
     gaps = [gap(x) for x in grid]
-    roots = []
-    for lo, hi, g_lo, g_hi in zip(grid[:-1], grid[1:], gaps[:-1], gaps[1:]):
-        if g_lo == 0.0 or (g_lo < 0.0) != (g_hi < 0.0):
-            for _ in range(24):  # bisection on log t: the cell of 0.48 shrinks below 1e-7
-                mid = (lo + hi) / 2
-                if (gap(mid) < 0.0) == (g_lo < 0.0):
-                    lo = mid
-                else:
-                    hi = mid
-            roots.append(math.exp((lo + hi) / 2))
-    return roots
+    for i in range(len(grid) - 2, 0, -1):  # split the cells around a local extremum at the extremum
+        if (gaps[i] - gaps[i - 1]) * (gaps[i + 1] - gaps[i]) < 0:
+            lo, hi, sign = grid[i - 1], grid[i + 1], 1.0 if gaps[i] < gaps[i - 1] else -1.0  # +1: a minimum
+            for _ in range(40):  # ternary search for the extremum
+                a, b = lo + (hi - lo) / 3, hi - (hi - lo) / 3
+                lo, hi = (lo, b) if sign * gap(a) < sign * gap(b) else (a, hi)
+            x = (lo + hi) / 2
+            grid.insert(i + (x > grid[i]), x)
+            gaps.insert(i + (x > grid[i]), gap(x))
+    return [bisect(lo, hi, g_lo) for lo, hi, g_lo, g_hi in zip(grid[:-1], grid[1:], gaps[:-1], gaps[1:])
+            if g_lo == 0.0 or (g_lo < 0.0) != (g_hi < 0.0)]
 
 
 def equivalent_temperature(ex: Exercise, answers: list[Answer]) -> str | None:
@@ -398,9 +420,13 @@ DTYPE = {"float32": torch.float32, "float64": torch.float64}
 
 
 def embedding_views(g: torch.Generator, b: int, d: int, dtype: str, views: int, norms=(0.5, 2.0)) -> list[torch.Tensor]:
-    """`views` embeddings of the same b sentences: the first, then noisier copies (positives, hard negatives)."""
-    base = torch.randn(b, d, generator=g, dtype=torch.float64)
-    out = [base] + [base + (0.6 + 0.4 * k) * torch.randn(b, d, generator=g, dtype=torch.float64) for k in range(views - 1)]
+    """`views` embeddings of the same b sentences: the first, then noisier copies (positives, hard negatives).
+
+    A shared direction makes them anisotropic like a real encoder's, and the noise keeps the losses away from 0,
+    where every formula would look alike.
+    """
+    base = torch.randn(b, d, generator=g, dtype=torch.float64) + torch.randn(1, d, generator=g, dtype=torch.float64)
+    out = [base] + [base + (1.5 + 0.3 * k) * torch.randn(b, d, generator=g, dtype=torch.float64) for k in range(views - 1)]
     return [scaled_norms(g, v, *norms).to(DTYPE[dtype]) for v in out]
 
 
@@ -418,7 +444,8 @@ def scalar_shape_hint(shape: tuple, trial: Trial) -> str:
 def explain_loss_error(error: BaseException) -> tuple[str, str] | None:
     text = str(error)
     if "cannot be multiplied" in text:
-        return ("shapes do not multiply", "z1 @ z2 needs the second matrix transposed: z1 @ z2.T is (B, B), every z1_i against every z2_j.")
+        return ("shapes do not multiply",
+                "z1 @ z2 needs the second matrix transposed: z1 @ z2.T is (B, B), every z1_i against every z2_j.")
     if "target" in text.lower() or "expected scalar type Long" in text:
         return ("wrong labels", "the labels of F.cross_entropy are class indices, integers of shape (B,): torch.arange(B).")
     return None
@@ -523,7 +550,9 @@ def unsup_exercise() -> Exercise:
         trials.append(Trial(f"{what} (D = {d}, {dtype}, lengths {norms[0]:g} to {norms[1]:g}, temperature {t})",
                             {"z1": z1, "z2": z2, "temperature": t}))
     return Exercise(
-        "the unsupervised SimCSE loss", ("z1", "z2", "temperature"), unsup_reference, trials, UNSUP_MISTAKES,
+        "the unsupervised SimCSE loss", "simcse_lab.losses.unsup_simcse_loss",
+        "batches of 2 to 16, float32 and float64, rows of any length, temperatures from 0.03 to 0.5",
+        ("z1", "z2", "temperature"), unsup_reference, trials, UNSUP_MISTAKES,
         hint="the loss is F.cross_entropy(cos(z1, z2) / t, torch.arange(B)): the cosine of every z1_i with every z2_j, "
              "divided by t once, the positives on the diagonal, the mean over the rows.",
         returns="a scalar tensor", differentiable=("z1", "z2"), unit_invariant=("z1", "z2"), temperature="temperature",
@@ -663,7 +692,9 @@ def sup_exercise() -> Exercise:
         trials.append(Trial(f"{what} (D = {d}, {dtype}, temperature {t}, hard_negative_weight {w})",
                             {"z1": z1, "z2": z2, "z3": z3, "temperature": t, "hard_negative_weight": w}))
     return Exercise(
-        "the supervised SimCSE loss", ("z1", "z2", "z3", "temperature", "hard_negative_weight"), sup_reference, trials,
+        "the supervised SimCSE loss", "simcse_lab.losses.sup_simcse_loss",
+        "batches of 2 to 16, float32 and float64, rows of any length, temperatures from 0.03 to 0.5, weights from -1.5 to 2",
+        ("z1", "z2", "z3", "temperature", "hard_negative_weight"), sup_reference, trials,
         SUP_MISTAKES,
         hint="the logits are [cos(z1, z2) / t | cos(z1, z3) / t + w·I] (N × 2N, positives first, the weight on the hard "
              "block's diagonal); the loss is F.cross_entropy(logits, torch.arange(N)).",
@@ -685,10 +716,6 @@ def check_sup_loss(fn, *, require: bool = False) -> CheckResult:
 
 def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.cdist(x.double(), y.double()).pow(2)
-
-
-def ordered_distinct(d2: torch.Tensor) -> torch.Tensor:
-    return d2[~torch.eye(d2.shape[0], dtype=torch.bool)]
 
 
 ALIGNMENT_MISTAKES = [
@@ -775,7 +802,8 @@ def alignment_exercise() -> Exercise:
         x, y = embedding_views(g, n, d, dtype, 2)
         trials.append(Trial(f"{n} pairs (D = {d}, {dtype}, lengths 0.5 to 2)", {"x": x, "y": y}))
     return Exercise(
-        "alignment", ("x", "y"), lambda x, y: torch.tensor(geometry.alignment(x, y)), trials, ALIGNMENT_MISTAKES,
+        "alignment", "simcse_lab.geometry.alignment", "2 to 16 pairs, float32 and float64, rows of any length",
+        ("x", "y"), lambda x, y: torch.tensor(geometry.alignment(x, y)), trials, ALIGNMENT_MISTAKES,
         hint="alignment = mean over pairs of ||x_i - y_i||², with x and y L2-normalised row by row first.",
         returns="a scalar (a 0-d tensor or a float)", unit_invariant=("x", "y"), shape_hint=scalar_shape_hint,
         nan_hint="check for a division by a zero norm.")
@@ -789,7 +817,8 @@ def uniformity_exercise() -> Exercise:
         (x,) = embedding_views(g, n, d, dtype, 1)
         trials.append(Trial(f"{n} embeddings (D = {d}, {dtype}, lengths 0.5 to 2)", {"x": x}))
     return Exercise(
-        "uniformity", ("x",), lambda x: torch.tensor(geometry.uniformity(x)), trials, UNIFORMITY_MISTAKES,
+        "uniformity", "simcse_lab.geometry.uniformity", "2 to 24 embeddings, float32 and float64, rows of any length",
+        ("x",), lambda x: torch.tensor(geometry.uniformity(x)), trials, UNIFORMITY_MISTAKES,
         hint="uniformity = log of the mean over distinct pairs i < j of exp(-2 ||x_i - x_j||²), x L2-normalised row by row first.",
         returns="a scalar (a 0-d tensor or a float)", unit_invariant=("x",), shape_hint=scalar_shape_hint,
         nan_hint="log(0) is -inf: if every exp(-t d²) underflows, use torch.logsumexp(-t d², 0) - log(#pairs).")
@@ -813,49 +842,44 @@ def check_uniformity(fn, *, require: bool = False) -> CheckResult:
 
 # --- mean pooling (notebook 01) ------------------------------------------------------------------------
 
-def masked(states, attention_mask):
-    return states.double(), attention_mask.double().unsqueeze(-1)  # (B, T, H), (B, T, 1)
+def on_states(formula: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """A pooling formula of s (B, T, H) and m (B, T, 1), both float64, as a mistake formula of the trial's inputs."""
+    return lambda last_hidden_state, attention_mask: formula(last_hidden_state.double(), attention_mask.double().unsqueeze(-1))
 
 
-def masked_max(states, attention_mask):
-    s, m = masked(states, attention_mask)
-    return s.masked_fill(m == 0, float("-inf")).amax(1)
-
-
-def last_real_token(states, attention_mask):
-    s, _ = masked(states, attention_mask)
-    return s[torch.arange(s.shape[0]), attention_mask.sum(1) - 1]
+def last_real_token(s: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    return s[torch.arange(s.shape[0]), m.sum((1, 2)).long() - 1]
 
 
 POOLING_MISTAKES = [
     Mistake("padding included: you average over all T positions; the padded ones (attention_mask 0) are not words.",
             "multiply by the mask and divide by the number of real tokens: "
             "(h * m).sum(1) / m.sum(1), with m = attention_mask.unsqueeze(-1).",
-            lambda last_hidden_state, attention_mask: last_hidden_state.double().mean(1)),
+            on_states(lambda s, m: s.mean(1))),
     Mistake("divided by T instead of the real length: the sum is masked, but the divisor counts the padding too.",
             "divide by the number of real tokens of each sentence: attention_mask.sum(1, keepdim=True).",
-            lambda last_hidden_state, attention_mask: (lambda s, m: (s * m).sum(1) / s.shape[1])(*masked(last_hidden_state, attention_mask))),
+            on_states(lambda s, m: (s * m).sum(1) / s.shape[1])),
     Mistake("padding in the sum: you divide by the real length, but the sum also adds the padded positions.",
             "multiply the states by attention_mask.unsqueeze(-1) before summing over the tokens.",
-            lambda last_hidden_state, attention_mask: (lambda s, m: s.sum(1) / m.sum(1))(*masked(last_hidden_state, attention_mask))),
+            on_states(lambda s, m: s.sum(1) / m.sum(1))),
     Mistake("summed, not averaged: you return the sum over the real tokens.",
             "divide by the number of real tokens: attention_mask.sum(1, keepdim=True).",
-            lambda last_hidden_state, attention_mask: (lambda s, m: (s * m).sum(1))(*masked(last_hidden_state, attention_mask))),
+            on_states(lambda s, m: (s * m).sum(1))),
     Mistake("divided by the batch's total number of tokens: attention_mask.sum() without dim=1.",
             "divide each sentence by its own length: attention_mask.sum(1, keepdim=True), shape (B, 1).",
-            lambda last_hidden_state, attention_mask: (lambda s, m: (s * m).sum(1) / m.sum())(*masked(last_hidden_state, attention_mask))),
+            on_states(lambda s, m: (s * m).sum(1) / m.sum())),
     Mistake("the [CLS] state: you return position 0 (the `cls_before_pooler` pooler); `avg` is the mean over the real tokens.",
             "average the states over the tokens whose attention_mask is 1.",
-            lambda last_hidden_state, attention_mask: last_hidden_state.double()[:, 0]),
+            on_states(lambda s, m: s[:, 0])),
     Mistake("the last position: you return position T - 1, which is padding for every sentence shorter than the longest.",
             "average the states over the tokens whose attention_mask is 1.",
-            lambda last_hidden_state, attention_mask: last_hidden_state.double()[:, -1]),
+            on_states(lambda s, m: s[:, -1])),
     Mistake("the last real token: you return one token's state; `avg` averages all the real tokens.",
             "average the states over the tokens whose attention_mask is 1.",
-            last_real_token),
+            on_states(last_real_token)),
     Mistake("max pooling: you take the maximum over the real tokens; `avg` is their mean.",
             "sum the masked states and divide by the number of real tokens.",
-            masked_max),
+            on_states(lambda s, m: s.masked_fill(m == 0, float("-inf")).amax(1))),
 ]
 
 
@@ -895,7 +919,9 @@ def pooling_exercise() -> Exercise:
         trials.append(Trial(f"last_hidden_state {tuple(states.shape)} {dtype}, lengths {lengths.tolist()}",
                             {"last_hidden_state": states, "attention_mask": mask}))
     return Exercise(
-        "mean pooling (`avg`)", ("last_hidden_state", "attention_mask"), masked_mean, trials, POOLING_MISTAKES,
+        "mean pooling (`avg`)", "simcse_lab.models.pooling.masked_mean",
+        "batches of 2 to 6, float32 and float64, sentences from 1 token to the full length", ("last_hidden_state", "attention_mask"),
+        lambda last_hidden_state, attention_mask: masked_mean(last_hidden_state, attention_mask), trials, POOLING_MISTAKES,
         hint="avg = (h * m).sum(1) / m.sum(1) with m = attention_mask.unsqueeze(-1): the mean over each sentence's real tokens.",
         returns="a (B, H) tensor", differentiable=("last_hidden_state",), shape_hint=pooling_shape_hint,
         explain_error=explain_pooling_error, nan_hint="a 0 / 0: divide by attention_mask.sum(1, keepdim=True), each sentence's length.")
