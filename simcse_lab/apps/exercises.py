@@ -357,18 +357,18 @@ def temperatures_giving(ex: Exercise, trial: Trial, value: float) -> list[float]
             lo, hi = (mid, hi) if (gap(mid) < 0.0) == (g_lo < 0.0) else (lo, mid)
         return math.exp((lo + hi) / 2)
 
+    def extremum(lo: float, hi: float, sign: float) -> float:  # ternary search; sign +1 for a minimum
+        for _ in range(40):
+            a, b = lo + (hi - lo) / 3, hi - (hi - lo) / 3
+            lo, hi = (lo, b) if sign * gap(a) < sign * gap(b) else (a, hi)
+        return (lo + hi) / 2
+
     grid = list(np.linspace(math.log(1e-3), math.log(1e2), 61))
     gaps = [gap(x) for x in grid]
-    for i in range(len(grid) - 2, 0, -1):  # split the cells around a local extremum at the extremum
-        if (gaps[i] - gaps[i - 1]) * (gaps[i + 1] - gaps[i]) < 0:
-            lo, hi, sign = grid[i - 1], grid[i + 1], 1.0 if gaps[i] < gaps[i - 1] else -1.0  # +1: a minimum
-            for _ in range(40):  # ternary search for the extremum
-                a, b = lo + (hi - lo) / 3, hi - (hi - lo) / 3
-                lo, hi = (lo, b) if sign * gap(a) < sign * gap(b) else (a, hi)
-            x = (lo + hi) / 2
-            grid.insert(i + (x > grid[i]), x)
-            gaps.insert(i + (x > grid[i]), gap(x))
-    return [bisect(lo, hi, g_lo) for lo, hi, g_lo, g_hi in zip(grid[:-1], grid[1:], gaps[:-1], gaps[1:])
+    extrema = [extremum(grid[i - 1], grid[i + 1], 1.0 if gaps[i] < gaps[i - 1] else -1.0) for i in range(1, len(grid) - 1)
+               if (gaps[i] - gaps[i - 1]) * (gaps[i + 1] - gaps[i]) < 0]
+    points = sorted([*zip(grid, gaps), *((x, gap(x)) for x in extrema)])
+    return [bisect(lo, hi, g_lo) for (lo, g_lo), (hi, g_hi) in zip(points[:-1], points[1:])
             if g_lo == 0.0 or (g_lo < 0.0) != (g_hi < 0.0)]
 
 
