@@ -1,2 +1,3 @@
-"""Applications built on the library: the official `SimCSE` search tool's API (`search`), and, with the
-notebooks extra (plotly, ipywidgets), figure builders (`viz`) and JupyterLab widgets (`widgets`)."""
+"""Applications built on the library: the official `SimCSE` search tool's API (`search`), the notebooks'
+exercise checkers (`exercises`), and, with the notebooks extra (plotly, ipywidgets), figure builders (`viz`)
+and JupyterLab widgets (`widgets`)."""
