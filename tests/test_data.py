@@ -53,3 +53,26 @@ def test_training_file_modes(tmp_path):
     bad.write_text("a,b,c,d\n1,2,3,4\n")
     with pytest.raises(SimCSELabError, match=r"sent0,sent1,hard_neg"):
         load_training_file(bad)
+
+
+def test_unsupervised_corpora_hold_no_sentence_of_an_evaluation_split(data_dir):
+    """Issue 24: many sentences repeat across the STS releases (STS-B is drawn from STS12-16; SICK and SNLI share
+    image captions). Every source group, alone and all together, is compared here, sentence by sentence, with every
+    sentence of STS-B dev/test, SICK trial/test and STS12-16, normalised independently of the library (lower case,
+    runs of non-alphanumerics as one space)."""
+    import re
+
+    from simcse_lab.data.corpus import UNSUP_SOURCE_GROUPS, unsup_corpus
+
+    def key(s):
+        return re.sub(r"[^0-9a-z]+", " ", s.lower()).strip()
+
+    evaluation = {key(s) for task, split in [("stsb", "dev"), ("stsb", "test"), ("sickr", "dev"), ("sickr", "test")]
+                  + [(f"sts1{i}", "test") for i in range(2, 7)] for pair in load_sts(task, split, data_dir) for s in pair[:2]}
+    for sources in [(group,) for group in UNSUP_SOURCE_GROUPS] + [tuple(UNSUP_SOURCE_GROUPS)]:
+        sentences, report = unsup_corpus(data_dir, sources)
+        leaked = [s for s in sentences if key(s) in evaluation]
+        assert not leaked, (sources, leaked[:3])
+        assert len(sentences) == len(set(sentences)) == report["totals"]["sentences"] > 500
+    _, everything = unsup_corpus(data_dir, tuple(UNSUP_SOURCE_GROUPS))
+    assert everything["removed_as_evaluation_sentences"] > 1000  # the filter is not idle: STS-B train alone shares thousands

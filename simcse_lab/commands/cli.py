@@ -71,9 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain = commands.add_parser("pretrain", help="MLM pre-training of a small BERT (the embedded default's recipe)")
     add_pretrain_arguments(pretrain)
 
-    prepare = commands.add_parser("prepare-data", help="write the offline unsupervised training file (wiki subset + WordNet)")
+    prepare = commands.add_parser("prepare-data", help="write an offline unsupervised training file from the local data")
     prepare.add_argument("--output", default="outputs/data/wiki_wordnet.txt")
     prepare.add_argument("--data_dir")
+    prepare.add_argument("--sources", nargs="+", default=["wiki", "wordnet"], metavar="SOURCE",
+                         help="source groups: wiki (wiki1m subset), wordnet (WordNet examples), snli (SNLI dev/test "
+                              "sentences), stsb_train, sick_train (their train splits' sentences, no scores), reviews (MR, CR, "
+                              "SUBJ, MPQA sentences, no labels). Every sentence that also occurs in an STS evaluation split "
+                              "is left out (default: wiki wordnet)")
 
     tour = commands.add_parser("tour", help="diagnose the default encoder, train briefly, evaluate, print the table")
     tour.add_argument("--output_dir", default="outputs/tour")
@@ -178,9 +183,9 @@ def run_pretrain(args, argv) -> int:
 def run_prepare_data(args, argv) -> int:
     from ..data.corpus import write_unsup_training_file  # noqa: PLC0415
 
-    path = write_unsup_training_file(args.output, args.data_dir)
+    path = write_unsup_training_file(args.output, args.data_dir, sources=tuple(args.sources))
     count = sum(1 for _ in open(path, encoding="utf8"))
-    print(f"wrote {count} sentences to {path}")
+    print(f"wrote {count} sentences from {', '.join(args.sources)} to {path}")
     return 0
 
 

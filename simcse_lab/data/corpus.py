@@ -146,21 +146,73 @@ def build_pretraining_corpus(data_dir, sources=SOURCES) -> tuple[list[str], dict
     return sentences, report
 
 
-# The offline stand-in for wiki1m_for_simcse.txt: Wikipedia's sentences and WordNet's examples.
-UNSUP_SOURCES = ("wiki1m_head", "wordnet")
+# The unsupervised training file is built from groups of sources (`simcse-lab prepare-data --sources ...`).
+# wiki + wordnet is the offline stand-in for wiki1m_for_simcse.txt; the others are unlabelled text from the
+# domains the STS sets are drawn from (image captions, news, forums, reviews), whose sentences are used
+# without their labels or scores.
+UNSUP_SOURCE_GROUPS = {
+    "wiki": ("wiki1m_head",),
+    "wordnet": ("wordnet",),
+    "snli": ("snli.s1.dev", "snli.s2.dev", "snli.s1.test", "snli.s2.test"),
+    "stsb_train": ("stsb.train",),
+    "sick_train": ("sick.train",),
+    "reviews": ("mr.pos", "mr.neg", "cr.pos", "cr.neg", "subj.objective", "subj.subjective", "mpqa.pos", "mpqa.neg"),
+}
+DEFAULT_UNSUP_SOURCES = ("wiki", "wordnet")
+# Evaluation splits whose sentences an unsupervised training file must not contain (normalised text compared):
+# the STS sets reuse sentences across releases, so STS-B train, SICK train and even SNLI captions hold some.
+EVALUATION_SPLITS = (("stsb", "dev"), ("stsb", "test"), ("sickr", "dev"), ("sickr", "test"), ("sts12", "test"),
+                     ("sts13", "test"), ("sts14", "test"), ("sts15", "test"), ("sts16", "test"))
 
 
-def write_unsup_training_file(output_path: str | os.PathLike, data_dir=None) -> Path:
-    """The offline unsupervised training file: the wiki1m subset plus WordNet example sentences.
+def match_key(sentence: str) -> str:
+    """What "the same sentence" means across releases: lower-cased, alphanumerics only, single spaces
+    ("A man plays." and SentEval's tokenised "a man plays ." match)."""
+    return " ".join("".join(c if c.isalnum() else " " for c in sentence.lower()).split())
 
-    One sentence per line, deduplicated, the wiki subset's cut-off last line dropped. Neither source
-    overlaps the STS evaluation sets. Online, use wiki1m_for_simcse.txt (download_simcse_training_file).
-    """
+
+def evaluation_sentences(data_dir) -> set[str]:
+    """match_key of every sentence of every evaluation split (EVALUATION_SPLITS)."""
+    from .sts import load_sts  # noqa: PLC0415
+
+    return {match_key(s) for task, split in EVALUATION_SPLITS for pair in load_sts(task, split, data_dir) for s in pair[:2]}
+
+
+def unsup_corpus(data_dir, sources=DEFAULT_UNSUP_SOURCES) -> tuple[list[str], dict]:
+    """The sentences of the chosen source groups (UNSUP_SOURCE_GROUPS), deduplicated, with every sentence that
+    also occurs in an evaluation split removed; and a report: per source, sentences read, kept, and removed as
+    evaluation sentences."""
+    unknown = [s for s in sources if s not in UNSUP_SOURCE_GROUPS]
+    if unknown or not sources:
+        from ..errors import unknown_choice  # noqa: PLC0415
+
+        raise unknown_choice("unsupervised source", (unknown or [""])[0], UNSUP_SOURCE_GROUPS)
+    names = [name for group in sources for name in UNSUP_SOURCE_GROUPS[group]]
+    chosen = [next(s for s in SOURCES if s.name == name) for name in names]
+    sentences, report = build_pretraining_corpus(data_dir, chosen)
+    forbidden = evaluation_sentences(data_dir)
+    kept, removed = [], {}
+    for sentence in sentences:
+        if match_key(sentence) in forbidden:
+            removed[sentence] = True
+        else:
+            kept.append(sentence)
+    report["removed_as_evaluation_sentences"] = len(removed)
+    report["totals"]["sentences"] = len(kept)
+    report["sources_chosen"] = list(sources)
+    return kept, report
+
+
+def write_unsup_training_file(output_path: str | os.PathLike, data_dir=None, sources=DEFAULT_UNSUP_SOURCES) -> Path:
+    """The offline unsupervised training file: one sentence per line, from the chosen source groups
+    (default: the wiki1m subset plus WordNet example sentences, the stand-in for wiki1m_for_simcse.txt), with
+    no sentence of an evaluation split (`unsup_corpus`). Online, use wiki1m_for_simcse.txt
+    (download_simcse_training_file)."""
     root = resolve_data_dir(data_dir)
     if root is None:
         raise SimCSELabError(f"no local data directory: set {DATA_ENV_VAR} or pass data_dir; online, use "
                              "download_simcse_training_file('wiki1m_for_simcse.txt') instead")
-    sentences, _ = build_pretraining_corpus(root, [s for s in SOURCES if s.name in UNSUP_SOURCES])
+    sentences, _ = unsup_corpus(root, sources)
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     output_path.write_text("\n".join(sentences) + "\n", encoding="utf8")
