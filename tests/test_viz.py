@@ -177,3 +177,14 @@ def test_ablation_baseline_is_a_bar_and_a_line_and_slope_chart_keeps_gaps():
     assert np.isnan(slope.data[1].y[1]) and slope.data[0].y[2] == 81.57
     with pytest.raises(SimCSELabError):
         viz.slope_chart({"x": [1.0]}, ["raw", "sup"])
+
+
+def test_projection_share_is_the_top_singular_mass_and_the_sphere_states_it():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 8))
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    s = np.linalg.svd(unit, compute_uv=False)
+    assert viz.projection_share(x, 3) == pytest.approx((s[:3] ** 2).sum() / (s ** 2).sum())
+    assert viz.projection_share(x[:, :3], 3) == pytest.approx(1.0)
+    title = viz.sphere_figure(x, [str(i) for i in range(50)]).layout.title.text
+    assert f"keep {viz.projection_share(x, 3):.0%}" in title

@@ -134,6 +134,17 @@ def project(embeddings, dim: int = 3, method: str = "pca", center: bool = False,
     return coords
 
 
+def projection_share(embeddings, dim: int = 3, center: bool = False) -> float:
+    """How much of the L2-normalised embeddings `project(..., method="pca")` keeps: the share of their squared
+    norm (uncentred; variance when centred) in the top-`dim` singular directions. A sphere drawn from 10% of it
+    hides most of the geometry; say so beside the picture."""
+    x = geometry.l2_normalize(geometry.as_float64(embeddings)).numpy()
+    if center:
+        x = x - x.mean(0, keepdims=True)
+    s2 = np.linalg.svd(x, compute_uv=False) ** 2
+    return float(s2[:dim].sum() / s2.sum()) if s2.sum() > 0 else 0.0
+
+
 def umap_projection(x: np.ndarray, dim: int, seed: int) -> np.ndarray:
     import umap  # noqa: PLC0415  (slow import, optional dependency)
 
@@ -217,8 +228,11 @@ def sphere_figure(embeddings, labels: Sequence[str] | None = None, groups: Seque
     a continuous colour scale instead. coords: precomputed (N, 3) projection (skips `project`).
     Hovering a point shows its label (the sentence).
     """
+    share = projection_share(embeddings) if method == "pca" and coords is None else None
     coords, labels, rows, groups, values, notice = prepare_points(embeddings, labels, groups, values, coords, 3, method, max_points)
     points = to_sphere(coords)
+    if share is not None:  # the picture is a renormalised 3-D shadow of a D-dimensional cloud: say how much it keeps
+        notice = "; ".join(filter(None, [notice, f"the 3 PCA axes keep {share:.0%} of the squared norm, then each point is rescaled onto the sphere"]))
 
     def make_trace(p, text, row, name, marker):
         return go.Scatter3d(x=p[:, 0], y=p[:, 1], z=p[:, 2], mode="markers", name=name, marker=marker, customdata=row,
