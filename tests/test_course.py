@@ -73,3 +73,15 @@ def test_ablation_figure_leaves_missing_settings_empty():
     assert np.isnan(ours.y[0]) and ours.y[1] == 0.5
     with pytest.raises(SimCSELabError):
         viz.ablation_figure({})
+
+
+def test_measured_times_line_reads_the_recorded_runs(tmp_path):
+    for name in course.NOTEBOOKS:
+        (tmp_path / name).write_text("{}")
+    assert "not measured yet" in course.measured_times("02", tmp_path / "timings.json")
+    runs = [course.NotebookRun("02_unsupervised_simcse.ipynb", 75.4, tmp_path / "x"), course.NotebookRun("01_anisotropy.ipynb", 400, tmp_path / "y")]
+    course.record(runs, "smoke", tmp_path)
+    course.record(runs[:1], "quick", tmp_path)
+    line = course.measured_times("02", tmp_path / "timings.json")
+    assert "smoke mode 75 s" in line and "quick mode 75 s" in line and "CPU cores" in line
+    assert "smoke mode 7 min" in course.measured_times("01_anisotropy", tmp_path / "timings.json")

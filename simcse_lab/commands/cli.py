@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     course.add_argument("--smoke", action="store_true", help="smoke mode: tiny sizes (what CI runs)")
     course.add_argument("--notebooks", nargs="+", help="only these notebooks (file names)")
     course.add_argument("--figures", default="png+svg", help="figure files: png+svg (slides), png, svg, html or none")
+    course.add_argument("--record_timings", action="store_true", help="write the notebooks' times into notebooks/timings.json "
+                        "(each notebook's header shows them)")
     return parser
 
 
@@ -200,7 +202,7 @@ def run_course(args, argv) -> int:
     from .course import run_course as execute  # noqa: PLC0415
 
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
-    execute(output_dir=args.output_dir, mode=mode, only=args.notebooks, figures=args.figures)
+    execute(output_dir=args.output_dir, mode=mode, only=args.notebooks, figures=args.figures, record_timings=args.record_timings)
     return 0
 
 

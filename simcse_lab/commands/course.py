@@ -46,6 +46,26 @@ PLOTLY_MIME = "application/vnd.plotly.v1+json"
 CELL_TIMEOUT = {"smoke": 600, "quick": 3600, "full": None}
 
 
+# Seconds per notebook and mode on the project's 2-core CPU, as `run_course(..., record_timings=True)` measured them;
+# each notebook's header shows its line (`measured_times`).
+TIMINGS_FILE = NOTEBOOK_DIR / "timings.json"
+
+
+def measured_times(notebook: str, timings_file: Path = TIMINGS_FILE) -> str:
+    """One Markdown line: how long `notebook` ("01", a stem or a file name) took in each recorded mode."""
+    stem = notebook_paths([notebook], timings_file.parent)[0].name
+    recorded = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
+    parts = [f"{mode} mode {format_duration(runs[stem])}" for mode, runs in recorded.get("modes", {}).items() if stem in runs]
+    if not parts:
+        return "**Time:** not measured yet on this machine (`simcse-lab course --quick --record_timings` measures it)."
+    where = recorded.get("machine", "the project's machine")
+    return f"**Time** (measured {recorded.get('date', '')} on {where}): " + "; ".join(parts) + "."
+
+
+def format_duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 @dataclass
 class NotebookRun:
     name: str
@@ -251,13 +271,15 @@ def export_figures(notebook, folder: Path, formats: Sequence[str] = ("png", "svg
 
 
 def run_course(output_dir: str | os.PathLike = "outputs/course", mode: str = "quick", only: Sequence[str] | None = None,
-               figures: str = "png+svg", stop_on_error: bool = True, notebook_dir: str | os.PathLike | None = None) -> CourseResult:
+               figures: str = "png+svg", stop_on_error: bool = True, notebook_dir: str | os.PathLike | None = None,
+               record_timings: bool = False) -> CourseResult:
     """Execute the course notebooks in order and export them to output_dir (see the module docstring).
 
     figures: "png+svg" (static images for slides; HTML if that fails), "png", "svg", "html" (standalone interactive
     files) or "none".
     stop_on_error: stop at the first notebook that fails (later ones may need its outputs) and raise
     SimCSELabError naming it; the executed copy up to the failing cell is still written.
+    record_timings: write the notebooks' times into notebooks/timings.json (what their headers show).
     """
     if mode not in MODES:
         raise unknown_choice("course mode", mode, MODES)
@@ -288,12 +310,34 @@ def run_course(output_dir: str | os.PathLike = "outputs/course", mode: str = "qu
             break
     result = CourseResult(output_dir, mode, runs)
     (output_dir / "timings.json").write_text(json.dumps({r.name: round(r.seconds, 1) for r in runs}, indent=2) + "\n")
+    if record_timings and not any(r.error for r in runs):
+        record(runs, mode, Path(notebook_dir) if notebook_dir else NOTEBOOK_DIR)
     print(summary(result))
     failed = [r for r in runs if r.error]
     if failed:
         first = failed[0]
         raise SimCSELabError(f"{first.name} failed; the executed copy up to the failing cell is {first.executed}\n{last_lines(first.error)}")
     return result
+
+
+def record(runs: Sequence[NotebookRun], mode: str, notebook_dir: Path) -> None:
+    """Merge these runs' seconds into notebook_dir/timings.json, with the date and this machine's CPU."""
+    path = notebook_dir / TIMINGS_FILE.name
+    recorded = json.loads(path.read_text()) if path.is_file() else {}
+    recorded.setdefault("modes", {}).setdefault(mode, {}).update({r.name: round(r.seconds) for r in runs})
+    recorded["date"] = time.strftime("%Y-%m-%d")
+    recorded["machine"] = f"{os.cpu_count()} CPU cores ({cpu_model()})"
+    path.write_text(json.dumps(recorded, indent=2) + "\n")
+
+
+def cpu_model() -> str:
+    try:
+        line = next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name"))
+        return line.split(":", 1)[1].strip()
+    except (OSError, StopIteration):
+        import platform  # noqa: PLC0415
+
+        return platform.processor() or platform.machine()
 
 
 def write_clean_notebooks(notebook_dir: str | os.PathLike = NOTEBOOK_DIR) -> list[Path]:
