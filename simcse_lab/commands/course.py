@@ -116,8 +116,10 @@ def course_environment(mode: str, output_dir: Path) -> dict[str, str]:
     env["SIMCSE_LAB_OUTPUT"] = str(output_dir / "outputs")
     if env.get("SIMCSE_LAB_DATA"):  # the kernel runs in output_dir: a relative data path must not move with it
         env["SIMCSE_LAB_DATA"] = str(Path(env["SIMCSE_LAB_DATA"]).expanduser().resolve())
-    # mimetype: JupyterLab renders the figure; notebook: an HTML copy (plotly.js inlined once) for the HTML export.
-    env.setdefault("PLOTLY_RENDERER", "plotly_mimetype+notebook")
+    # mimetype only: JupyterLab renders the figure from its JSON, and the executed notebook holds nothing else
+    # (export_html draws the same JSON for the HTML copy; an HTML renderer here would store every figure twice
+    # and plotly.js once more, megabytes per notebook)
+    env.setdefault("PLOTLY_RENDERER", "plotly_mimetype")
     env.setdefault("TQDM_DISABLE", "1")  # progress bars would fill the saved outputs
     env.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no load report each time an MLM checkpoint is loaded as an encoder
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
@@ -210,9 +212,25 @@ def execute_notebook(source: Path, target: Path, env: dict[str, str], cwd: Path,
 
 
 def export_html(notebook, target: Path) -> Path:
-    from nbconvert import HTMLExporter  # noqa: PLC0415
+    """A self-contained HTML copy: each plotly figure drawn from the JSON the notebook saved, plotly.js inlined
+    once in the page (it opens offline)."""
+    import copy  # noqa: PLC0415
 
+    import plotly.io as pio  # noqa: PLC0415
+    from nbconvert import HTMLExporter  # noqa: PLC0415
+    from plotly.offline import get_plotlyjs  # noqa: PLC0415
+
+    notebook = copy.deepcopy(notebook)
+    drawn = 0
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            spec = output.get("data", {}).get(PLOTLY_MIME)
+            if spec and "text/html" not in output["data"]:
+                output["data"]["text/html"] = pio.to_html(spec, include_plotlyjs=False, full_html=False)
+                drawn += 1
     body, _ = HTMLExporter().from_notebook_node(notebook)
+    if drawn:
+        body = body.replace("</head>", f'<script type="text/javascript">{get_plotlyjs()}</script>\n</head>', 1)
     target.write_text(body, encoding="utf8")
     return target
 
