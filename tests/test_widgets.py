@@ -178,3 +178,17 @@ def test_example_and_stsb_sentences(data_dir):
     assert sentences[:2] == ["a man with a hard hat is dancing .", "a man wearing a hard hat is dancing ."]
     assert len(sentences) == len(set(sentences)) and widgets.stsb_dev_sentences(data_dir, limit=5) == sentences[:5]
     assert widgets.stsb_dev_sentences(data_dir / "missing") is None
+
+
+def test_training_dashboard_draws_the_raw_encoders_reference_lines_once():
+    """A step-0 evaluation (the raw encoder) puts one dashed line on each evaluation panel of the live widget."""
+    dash = widgets.TrainingDashboard()
+
+    class State:
+        step, max_steps = 0, 10
+        history = [{"step": 0, "stsb_dev": 60.0, "alignment": 0.2, "uniformity": -2.0}]
+
+    dash.on_evaluate(State, State.history[0])
+    State.history = State.history + [{"step": 5, "stsb_dev": 61.0, "alignment": 0.3, "uniformity": -2.5}]
+    dash.on_evaluate(State, State.history[-1])
+    assert sorted(shape.y0 for shape in dash.figure.layout.shapes) == [-2.0, 0.2, 60.0]

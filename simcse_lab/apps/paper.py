@@ -14,6 +14,10 @@ gives the paper's original variant, so both can be shown.
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+from pathlib import Path
 from typing import Callable, Mapping
 
 import torch
@@ -24,6 +28,7 @@ from ..evaluation.report import encoder_report
 from ..evaluation.sts import EVAL_BATCH_SIZE, EVAL_MAX_LENGTH, evaluate_sts
 from ..models.encoder import SimCSEEncoder
 from ..models.pooling import masked_mean
+from ..paths import DEFAULT_MODEL
 
 # Table 5, BERT-base rows: STS12-16, STS-B, SICK-R and the average (the paper's numbers, not measured here).
 PAPER_TABLE5 = {
@@ -37,6 +42,13 @@ PAPER_CHECKPOINTS = {
     "unsup. SimCSE-BERT-base": ("princeton-nlp/unsup-simcse-bert-base-uncased", "cls_before_pooler"),
     "sup. SimCSE-BERT-base": ("princeton-nlp/sup-simcse-bert-base-uncased", "cls"),
 }
+
+
+def default_encoder_reference() -> dict | None:
+    """What the embedded default encoder's recipes measured on the reference run (its model card's numbers, as
+    data: measurements.json beside the weights, written by benchmarks/default_encoder_report.py), or None."""
+    path = Path(DEFAULT_MODEL) / "measurements.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def paper_scores(name: str) -> dict[str, float]:
@@ -73,6 +85,11 @@ def measure_paper_rows(checkpoints: Mapping[str, tuple[str, str]] = PAPER_CHECKP
 
     Offline, a checkpoint that is neither cached nor a local directory raises one SimCSELabError that says what
     this would do with internet."""
+    unavailable = [source for source, _ in checkpoints.values() if not available(source)]
+    if unavailable:
+        raise SimCSELabError(f"measuring the paper's rows needs the published checkpoints ({', '.join(unavailable)}; about "
+                             "1.3 GB, downloaded once), and the Hugging Face hub cannot be reached from here and they are not "
+                             "in its cache: run this with internet once (or pass local directories)")
     rows = {}
     for name, (source, pooler) in checkpoints.items():
         try:
@@ -93,6 +110,31 @@ def measure_paper_rows(checkpoints: Mapping[str, tuple[str, str]] = PAPER_CHECKP
     return rows
 
 
+def available(source: str) -> bool:
+    """Whether from_pretrained can get `source` without waiting on retries: a local directory, a hub id already in
+    the cache, or a hub that answers (a DNS look-up of huggingface.co within 3 s)."""
+    if Path(source).expanduser().is_dir():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache  # noqa: PLC0415
+
+        if isinstance(try_to_load_from_cache(source, "config.json"), str):
+            return True
+    except (ImportError, ValueError):
+        pass
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    previous = socket.getdefaulttimeout()
+    try:
+        socket.setdefaulttimeout(3)
+        socket.getaddrinfo("huggingface.co", 443)
+        return True
+    except OSError:
+        return False
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
 def table_rows(measured: Mapping[str, dict]) -> dict[str, dict[str, float]]:
     """Measured rows beside the paper's, for format_comparison_table: "<name> (paper)" and "<name> (measured here)"."""
     rows = {}
@@ -105,5 +147,5 @@ def table_rows(measured: Mapping[str, dict]) -> dict[str, dict[str, float]]:
     return rows
 
 
-__all__ = ["PAPER_TABLE5", "PAPER_CHECKPOINTS", "paper_scores", "first_last_with_embeddings", "measure_paper_rows",
+__all__ = ["PAPER_TABLE5", "PAPER_CHECKPOINTS", "default_encoder_reference", "paper_scores", "first_last_with_embeddings", "measure_paper_rows",
            "table_rows"]

@@ -516,13 +516,18 @@ def training_curves(history: Sequence[Mapping], max_steps: int | None = None, ti
 
 
 def add_start_lines(fig: go.Figure, history: Sequence[Mapping]) -> None:
-    """Dashed lines at the step-0 values of the evaluation panels ("raw encoder"), if history has a step-0 record."""
+    """Dashed lines at the step-0 values of the evaluation panels ("raw encoder"), if history has a step-0 record.
+    Axes are named directly (x2, y2, ...), not by subplot row and column: a FigureWidget made from the figure has
+    no subplot grid."""
     start = next((r for r in history if r.get("step") == 0), None)
     for k, (key, _) in enumerate(TRAINING_PANELS):
-        if start is not None and start.get(key) is not None and key != "loss":
-            fig.add_hline(y=start[key], line=dict(color="#888", dash="dash", width=1), row=k // 2 + 1, col=k % 2 + 1,
-                          annotation_text=f"raw encoder {start[key]:.3g}", annotation_position="bottom right",
-                          annotation_font=dict(size=10, color="#666"))
+        if start is None or start.get(key) is None or key == "loss":
+            continue
+        suffix = str(k + 1) if k else ""
+        fig.add_shape(type="line", xref=f"x{suffix} domain", yref=f"y{suffix}", x0=0, x1=1, y0=start[key], y1=start[key],
+                      line=dict(color="#888", dash="dash", width=1))
+        fig.add_annotation(xref=f"x{suffix} domain", yref=f"y{suffix}", x=1, y=start[key], xanchor="right", yanchor="top",
+                           text=f"raw encoder {start[key]:.3g}", showarrow=False, font=dict(size=10, color="#666"))
 
 
 def curve(history: Sequence[Mapping], key: str) -> tuple[list, list]:

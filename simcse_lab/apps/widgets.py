@@ -434,10 +434,10 @@ class TrainingDashboard(widgets.VBox):
         with self.figure.batch_update():
             for trace, (key, _) in zip(self.figure.data, viz.TRAINING_PANELS):
                 trace.x, trace.y = viz.curve(self.history, key)
-            if not self.figure.layout.shapes:  # the raw encoder's reference lines, once its step-0 record is in
-                viz.add_start_lines(self.figure, self.history)
             if self.max_steps:
                 self.figure.update_xaxes(range=[0, self.max_steps])
+        if not self.figure.layout.shapes:  # the raw encoder's reference lines, once its step-0 record is in (outside the
+            viz.add_start_lines(self.figure, self.history)  # batch: shapes added inside a batch_update lose their values)
         self.status.value = training_summary(self.history, step, self.max_steps)
 
 

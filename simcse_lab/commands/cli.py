@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     course.add_argument("--output_dir", default="outputs/course")
     course.add_argument("--quick", action="store_true", help="quick mode: small sizes, minutes on a laptop CPU")
     course.add_argument("--smoke", action="store_true", help="smoke mode: tiny sizes (what CI runs)")
+    course.add_argument("--medium", action="store_true", help="medium mode: BERT-base, a few thousand steps (a GPU and the hub)")
     course.add_argument("--notebooks", nargs="+", help="only these notebooks (file names)")
     course.add_argument("--figures", default="png+svg", help="figure files: png+svg (slides), png, svg, html or none")
     course.add_argument("--record_timings", action="store_true", help="write the notebooks' times into notebooks/timings.json "
@@ -201,7 +202,7 @@ def run_tour(args, argv) -> int:
 def run_course(args, argv) -> int:
     from .course import run_course as execute  # noqa: PLC0415
 
-    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    mode = "smoke" if args.smoke else "quick" if args.quick else "medium" if args.medium else "full"
     execute(output_dir=args.output_dir, mode=mode, only=args.notebooks, figures=args.figures, record_timings=args.record_timings)
     return 0
 

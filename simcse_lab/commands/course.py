@@ -6,6 +6,7 @@
 Modes (each notebook's `parameters` cell reads them from the environment):
 - smoke: tiny sizes, every cell runs in seconds to a minute (what CI and tests/test_notebooks.py run);
 - quick: small sizes, minutes per notebook on a laptop CPU, with the embedded default encoder;
+- medium: BERT-base from the hub, a few thousand steps (notebooks 02 and 03): minutes on a GPU;
 - full:  paper scale (bert-base-uncased, wiki1m / nli_for_simcse from the hub, paper batch sizes and
          learning rates): meant for a GPU with internet.
 
@@ -38,12 +39,12 @@ from typing import Sequence
 from ..errors import SimCSELabError, unknown_choice
 
 NOTEBOOKS = ("01_anisotropy.ipynb", "02_unsupervised_simcse.ipynb", "03_supervised_simcse.ipynb", "04_geometry_explorer.ipynb")
-MODES = ("smoke", "quick", "full")
+MODES = ("smoke", "quick", "medium", "full")
 FIGURE_FORMATS = ("png+svg", "png", "svg", "html", "none")
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 # Cell timeout per mode, seconds (None = no limit: full-mode training cells run for hours).
-CELL_TIMEOUT = {"smoke": 600, "quick": 3600, "full": None}
+CELL_TIMEOUT = {"smoke": 600, "quick": 3600, "medium": None, "full": None}
 
 
 # Seconds per notebook and mode on the project's 2-core CPU, as `run_course(..., record_timings=True)` measured them;
@@ -109,10 +110,9 @@ def course_environment(mode: str, output_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("SIMCSE_LAB_SMOKE", None)
     env.pop("SIMCSE_LAB_QUICK", None)
-    if mode == "smoke":
-        env["SIMCSE_LAB_SMOKE"] = "1"
-    elif mode == "quick":
-        env["SIMCSE_LAB_QUICK"] = "1"
+    env.pop("SIMCSE_LAB_MEDIUM", None)
+    if mode in ("smoke", "quick", "medium"):
+        env[f"SIMCSE_LAB_{mode.upper()}"] = "1"
     env["SIMCSE_LAB_OUTPUT"] = str(output_dir / "outputs")
     if env.get("SIMCSE_LAB_DATA"):  # the kernel runs in output_dir: a relative data path must not move with it
         env["SIMCSE_LAB_DATA"] = str(Path(env["SIMCSE_LAB_DATA"]).expanduser().resolve())
@@ -196,10 +196,9 @@ def execute_notebook(source: Path, target: Path, env: dict[str, str], cwd: Path,
     from nbclient.exceptions import CellExecutionError  # noqa: PLC0415
 
     notebook = nbformat.read(source, as_version=4)
-    # no widget state in the saved copy: a live figure widget's state is its whole data again, megabytes per widget;
-    # every notebook shows a static figure beside its widgets, and that is what the HTML export keeps
+    # store_widget_state stays on while running (nbclient's Output-widget support, which `interact` uses, needs it) ...
     client = NotebookClient(notebook, km=current_python_kernel_manager(), timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(cwd)}}, record_timing=True, store_widget_state=False)
+                            resources={"metadata": {"path": str(cwd)}}, record_timing=True, store_widget_state=True)
     error = None
     try:
         client.execute(env=env, cwd=str(cwd), cleanup_kc=True)  # we made the kernel manager: shut it down
@@ -207,6 +206,9 @@ def execute_notebook(source: Path, target: Path, env: dict[str, str], cwd: Path,
         error = str(exc)
     except Exception as exc:  # a dead kernel, a timeout: still save what ran
         error = f"{type(exc).__name__}: {exc}"
+    # ... but is not saved: a live figure widget's state is its whole data again, megabytes per widget; every notebook
+    # shows a static figure beside its widgets, and that is what the HTML export keeps
+    notebook.metadata.pop("widgets", None)
     nbformat.write(notebook, target)
     return notebook, error
 
