@@ -183,8 +183,10 @@ def stop_messages(config: TrainConfig, output_dir: Path):
 def load_model_and_objective(config: TrainConfig, data, resume_path: Path | None, dist: DistributedContext):
     """The encoder to train (from the checkpoint when resuming) and its objective, with the training file tokenised."""
     pooler = config.pooler_type or ("avg" if objective_name(config.objective, data) == "sbert" else "cls")
+    # a new cls head, as the official cl_init (MLPLayer(config)), unless resuming: the checkpoint's head then
     encoder = SimCSEEncoder.from_pretrained(resume_path or config.model_name_or_path, pooler=pooler, mlp_only_train=config.mlp_only_train,
-                                            device=dist.device, dropout=config.dropout, bert_forward=config.bert_forward)
+                                            device=dist.device, dropout=config.dropout, bert_forward=config.bert_forward,
+                                            fresh_mlp=resume_path is None)
     freeze_unused_backbone_pooler(encoder)
     return encoder, build_objective(config, data, encoder, dist.device, dist)
 
