@@ -133,15 +133,21 @@ def test_the_sup_script_under_torch_distributed_launch(tiny_model_dir, tmp_path)
     """The sup script's launcher itself, with one process (it passes --local-rank=0 and sets LOCAL_RANK)."""
     train_file = tmp_path / "nli.csv"
     train_file.write_text("sent0,sent1,hard_neg\n" + "".join(f"a man plays song {i},someone makes music,nobody plays\n" for i in range(8)))
-    entry = tmp_path / "train.py"  # the program the launcher runs: simcse-lab's console entry point
-    entry.write_text("import sys\nfrom simcse_lab.commands.cli import main\nsys.exit(main(['train', *sys.argv[1:]]))\n")
-    command = [sys.executable, "-m", "torch.distributed.launch", "--nproc_per_node", "1", "--master_port", "29517", str(entry),
+    # `-m simcse_lab train` in place of train.py: the launcher then passes --local-rank=0 before `train`
+    command = [sys.executable, "-m", "torch.distributed.launch", "--nproc_per_node", "1", "--master_port", "29517", "-m", "simcse_lab", "train",
                *SUP_SCRIPT, *tiny_overrides(tiny_model_dir, train_file, tmp_path / "out", "--per_device_train_batch_size", "4",
                                             "--max_steps", "1", "--eval_steps", "0")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["steps"] == 1
+
+
+def test_the_launchers_rank_may_come_before_the_command(captured):
+    """torch.distributed.launch with `-m simcse_lab train` puts its --local-rank=0 (or --local_rank 0) first."""
+    assert main(["--local-rank=0", "train", "--train_file", "t.txt"]) == 0
+    assert main(["--local_rank", "1", "train", "--train_file", "u.txt"]) == 0
+    assert [config.train_file for config in captured] == ["t.txt", "u.txt"]
 
 
 REFUSED = [(f"--{name}", [] if flag.kind == official_flags.BOOL else ["x"])

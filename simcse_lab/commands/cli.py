@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = launcher_rank_after_command(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     try:
         if argv[:1] == ["train"]:
@@ -99,6 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; resume with --resume_from_checkpoint auto", file=sys.stderr)
         return 130
+
+
+def launcher_rank_after_command(argv: list[str]) -> list[str]:
+    """`python -m torch.distributed.launch ... -m simcse_lab train ...` passes --local-rank=N before the command; the
+    train command takes it (and ignores it: the rank is read from LOCAL_RANK)."""
+    if not argv or argv[0].split("=", 1)[0] not in ("--local-rank", "--local_rank"):
+        return argv
+    taken = 1 if "=" in argv[0] else 2
+    rank, rest = argv[:taken], argv[taken:]
+    return [*rest[:1], *rank, *rest[1:]] if rest[:1] == ["train"] else rest
 
 
 def official_train_arguments(argv: list[str]) -> list[str]:
