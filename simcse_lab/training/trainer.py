@@ -220,9 +220,12 @@ class TrainingStep:
         self.loss_count = 0
         self.nonfinite_seen = torch.zeros((), dtype=torch.bool, device=device)
 
-    def run(self, micro_batches: list[np.ndarray]) -> bool:
-        """One optimiser step on the mean loss of these micro-batches of rows (gradient accumulation: each one's loss
-        has only its own in-batch negatives); False when it was skipped for a NaN/inf loss (on_nonfinite skip)."""
+    def run(self, micro_batches: list[np.ndarray] | np.ndarray) -> bool:
+        """One optimiser step on the mean loss of these micro-batches of rows, or on one array of rows (gradient
+        accumulation: each micro-batch's loss has only its own in-batch negatives); False when it was skipped for a
+        NaN/inf loss (on_nonfinite skip)."""
+        if isinstance(micro_batches, np.ndarray):
+            micro_batches = [micro_batches]
         total = None
         for index, rows in enumerate(micro_batches):
             if self.cuda_graphs:  # the compiled graphs' outputs of the previous pass may be overwritten from here on
