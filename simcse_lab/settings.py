@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .errors import SimCSELabError
 
-__all__ = ["Bounds", "check_fields", "field_comments", "add_dataclass_arguments", "field_types"]
+__all__ = ["Bounds", "check_fields", "field_comments", "add_dataclass_arguments", "field_types", "parse_bool"]
 
 
 @dataclass(frozen=True)
@@ -99,24 +99,34 @@ def field_comments(cls) -> dict[str, str]:
 
 
 PARSERS = {"int": int, "float": float, "str": str}
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "t", "y", "1"), ("false", "no", "f", "n", "0")  # HF's string_to_bool
+
+
+def parse_bool(text: str) -> bool:
+    """A boolean flag's value as Hugging Face's HfArgumentParser reads it: true/false, yes/no, t/f, y/n, 1/0."""
+    if isinstance(text, bool):
+        return text
+    if text.lower() in TRUE_WORDS:
+        return True
+    if text.lower() in FALSE_WORDS:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
-    """One --flag per dataclass field: `--name VALUE` typed by the annotation; a bool that defaults to False is
-    `--name`, one that defaults to True `--no_name`, an optional bool (None = automatic) both."""
+    """One --flag per dataclass field: `--name VALUE` typed by the annotation. A bool is `--name` (on), or
+    `--name true|false` as HF's HfArgumentParser spells it (`--fp16 False`); one that defaults to True, or an
+    optional bool (None = automatic), also has `--no_name`."""
     comments, types = field_comments(cls), field_types(cls)
     for item in dataclasses.fields(cls):
         if item.name in skip:
             continue
         flag, default, help_text, allowed = f"--{item.name}", item.default, comments.get(item.name, ""), types[item.name]
         if "bool" in allowed:
-            if default is None:
-                parser.add_argument(flag, dest=item.name, action="store_true", default=None, help=help_text)
+            parser.add_argument(flag, nargs="?", const=True, default=default, type=parse_bool, metavar="true|false",
+                                help=help_text if default is None or not default else f"{help_text} (default: on)")
+            if default is None or default:
                 parser.add_argument(f"--no_{item.name}", dest=item.name, action="store_false", help=f"turn {item.name} off")
-            elif default:
-                parser.add_argument(f"--no_{item.name}", dest=item.name, action="store_false", help=help_text)
-            else:
-                parser.add_argument(flag, action="store_true", help=help_text)
             continue
         kind = next((PARSERS[t] for t in ("int", "float", "str") if t in allowed), str)
         parser.add_argument(flag, type=kind, default=default, help=f"{help_text} (default: {default})")

@@ -76,3 +76,53 @@ def test_unsupervised_corpora_hold_no_sentence_of_an_evaluation_split(data_dir):
         assert len(sentences) == len(set(sentences)) == report["totals"]["sentences"] > 500
     _, everything = unsup_corpus(data_dir, tuple(UNSUP_SOURCE_GROUPS))
     assert everything["removed_as_evaluation_sentences"] > 1000  # the filter is not idle: STS-B train alone shares thousands
+
+
+def hf_json_rows(path, cache_dir):
+    """The reference: how the official train.py reads a .json train_file, through Hugging Face datasets'
+    json loader, then its columns by position (1 = unsupervised, 2 = pairs, 3 = pairs + hard negatives)."""
+    datasets = pytest.importorskip("datasets")
+    table = datasets.load_dataset("json", data_files={"train": str(path)}, cache_dir=str(cache_dir))["train"]
+    return table.column_names, [tuple(row[c] for c in table.column_names) for row in table]
+
+
+@pytest.mark.parametrize("layout", ["jsonl_triplets", "array_pairs", "jsonl_text"])
+def test_a_json_training_file_is_read_as_the_official_code_reads_it(tmp_path, layout):
+    """Regression: a .json train_file was read as text, one JSON line per unsupervised 'sentence'."""
+    import json
+
+    triplets = [{"sent0": "a man plays", "sent1": "someone plays music", "hard_neg": "nobody plays"},
+                {"sent0": "a dog runs", "sent1": "an animal moves", "hard_neg": "a cat sleeps"}]
+    if layout == "jsonl_triplets":
+        text, mode = "\n".join(json.dumps(r) for r in triplets) + "\n", "triplets"
+    elif layout == "array_pairs":  # columns by position, whatever they are called, in the order keys first appear
+        text, mode = json.dumps([{"premise": r["sent0"], "hypothesis": r["sent1"]} for r in triplets]), "pairs"
+    else:
+        text, mode = "\n".join(json.dumps({"text": r["sent0"]}) for r in triplets) + "\n", "unsup"
+    path = tmp_path / "train.json"
+    path.write_text(text)
+    columns, rows = hf_json_rows(path, tmp_path / "cache")
+    data = load_training_file(path)
+    assert data.mode == mode and len(columns) == {"triplets": 3, "pairs": 2, "unsup": 1}[mode]
+    assert data.rows == rows
+
+
+def test_json_training_file_errors_and_sbert_labels(tmp_path):
+    import json
+
+    labelled = tmp_path / "nli.jsonl"
+    labelled.write_text("\n".join(json.dumps({"sent0": "a", "sent1": "b", "label": label}) for label in ("entailment", 2, "-")))
+    with pytest.warns(UserWarning, match="skipped 1"):
+        data = load_training_file(labelled)
+    assert (data.mode, data.rows) == ("sbert", [("a", "b", 0), ("a", "b", 2)])
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"sent0": "a", "sent1": "b"}\n{"sent0": "c"}\n')
+    with pytest.raises(SimCSELabError, match=r"broken.json, line 2: expected 2 non-empty text fields"):
+        load_training_file(broken)
+    wide = tmp_path / "wide.jsonl"
+    wide.write_text(json.dumps({"a": "x", "b": "y", "c": "z", "d": "w"}))
+    with pytest.raises(SimCSELabError, match="found 4"):
+        load_training_file(wide)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(SimCSELabError, match="not JSON Lines or a JSON array"):
+        load_training_file(tmp_path / "bad.json")

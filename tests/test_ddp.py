@@ -180,3 +180,20 @@ def test_ranks_agree_to_skip_a_step_that_is_nan_on_one_of_them(tiny_model_dir, t
             pytest.fail("the ranks did not finish the step within 240 s: they disagreed about skipping it")
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
     assert results == [{"took": False, "moved": False}] * WORLD
+
+
+@pytest.mark.slow
+def test_torchrun_accumulation_and_the_last_incomplete_batch_follow_one_process(tiny_model_dir, tmp_path):
+    """Two ranks of 2 with 2 accumulated batches per step and HF's last incomplete batch kept: the batches' losses and
+    all-reduced gradients (once per step, the other batches under no_sync) follow one process of 4 with the same
+    accumulation. 22 rows: 6 batches of 4 (the last of 2, one row per rank), in 3 steps per epoch."""
+    train_file = tmp_path / "sentences.txt"
+    train_file.write_text("\n".join((SENTENCES * 3)[:22]) + "\n")
+    common = ["--train_file", str(train_file), "--model_name_or_path", str(tiny_model_dir), "--pooler_type", "avg",
+              "--num_train_epochs", "2", "--eval_steps", "0", "--logging_steps", "1", "--dropout", "0.0", "--learning_rate", "1e-3",
+              "--gradient_accumulation_steps", "2", "--dataloader_drop_last", "False", "--no_progress"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(WORLD)]
+    distributed = run_train([*common, "--per_device_train_batch_size", "2", "--output_dir", str(tmp_path / "ddp")], torchrun, tmp_path)
+    single = run_train([*common, "--per_device_train_batch_size", "4", "--output_dir", str(tmp_path / "one")], [sys.executable], tmp_path)
+    assert len(single) == 6
+    assert distributed == pytest.approx(single, rel=1e-4)

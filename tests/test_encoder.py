@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModel
+from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from simcse_lab import POOLERS, SimCSEEncoder
 from simcse_lab.augment import dropout_task_difficulty, dropout_views
@@ -208,3 +208,64 @@ def test_a_directory_transformers_cannot_read_is_not_called_a_network_problem(tm
     with pytest.raises(SimCSELabError) as caught:
         SimCSEEncoder.from_pretrained(tmp_path)
     assert "HF_HUB_OFFLINE" not in str(caught.value) and "config.json, the weights" in str(caught.value)
+
+
+def pooler_output(model_dir, sentences) -> torch.Tensor:
+    """What the official evaluation.py and simcse/tool.py return for --pooler cls: transformers' pooler_output."""
+    tokenizer, model = AutoTokenizer.from_pretrained(model_dir), AutoModel.from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        return model(**tokenizer(sentences, padding=True, return_tensors="pt")).pooler_output
+
+
+def test_cls_on_an_ordinary_checkpoint_is_its_pooler_output_on_every_load(tiny_model_dir):
+    """Regression: pooler='cls' on a checkpoint not saved by simcse_lab drew a new random MLP on every load (STS16 of
+    all-MiniLM-L6-v2 moved between runs); it is the checkpoint's own pretrained pooler, as officially."""
+    first = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="cls", device="cpu")
+    second = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="cls", device="cpu")
+    torch.testing.assert_close(first.encode(SENTENCES), second.encode(SENTENCES), rtol=0, atol=0)
+    torch.testing.assert_close(first.encode(SENTENCES), pooler_output(tiny_model_dir, SENTENCES), rtol=1e-4, atol=1e-5)
+    assert "pretrained pooler" in first.pooler_reason
+
+
+def test_cls_on_a_checkpoint_without_pooler_weights_is_a_fixed_untrained_head(tiny_model_dir, tmp_path):
+    """An MLM checkpoint (like the embedded default encoder) has no pooler: cls is the [CLS] state through a Linear+tanh
+    drawn from seed 0, N(0, initializer_range) weights and zero bias (transformers' initialisation, made reproducible)."""
+    from transformers import BertForMaskedLM
+
+    mlm_dir = tmp_path / "mlm"
+    BertForMaskedLM(AutoConfig.from_pretrained(tiny_model_dir)).save_pretrained(mlm_dir)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(mlm_dir)
+    first, second = (SimCSEEncoder.from_pretrained(mlm_dir, pooler="cls", device="cpu") for _ in range(2))
+    torch.testing.assert_close(first.encode(SENTENCES), second.encode(SENTENCES), rtol=0, atol=0)
+    weight = torch.empty(32, 32).normal_(0.0, 0.02, generator=torch.Generator().manual_seed(0))
+    cls_state = SimCSEEncoder.from_pretrained(mlm_dir, pooler="cls_before_pooler", device="cpu").encode(SENTENCES)
+    torch.testing.assert_close(first.encode(SENTENCES), torch.tanh(cls_state @ weight.T), rtol=1e-4, atol=1e-5)
+    assert "no pooler weights" in first.pooler_reason
+
+
+def test_training_starts_from_a_fresh_head_and_resuming_keeps_the_saved_one(tiny_model_dir, tmp_path):
+    """The official cl_init builds a new MLPLayer: fresh_mlp=True (what the trainer passes) ignores the checkpoint's
+    pooler and draws the head from the global RNG, so a seeded run draws the same one."""
+    from simcse_lab.data.training_files import TrainingData
+    from simcse_lab.train import TrainConfig
+    from simcse_lab.training.distributed import DistributedContext
+    from simcse_lab.training.trainer import load_model_and_objective
+
+    pretrained = AutoModel.from_pretrained(tiny_model_dir).pooler.dense.weight
+    torch.manual_seed(1)
+    fresh = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="cls", fresh_mlp=True, device="cpu")
+    torch.manual_seed(1)
+    again = SimCSEEncoder.from_pretrained(tiny_model_dir, pooler="cls", fresh_mlp=True, device="cpu")
+    assert not torch.allclose(fresh.mlp.dense.weight, pretrained)
+    torch.testing.assert_close(fresh.mlp.dense.weight, again.mlp.dense.weight, rtol=0, atol=0)
+
+    config = TrainConfig(model_name_or_path=str(tiny_model_dir), train_file="unused.txt", pooler_type="cls")
+    data = TrainingData("unsup", [("a man plays the guitar",), ("a woman reads a book",)])
+    context = DistributedContext(torch.device("cpu"))
+    encoder, _ = load_model_and_objective(config, data, None, context)
+    assert not torch.allclose(encoder.mlp.dense.weight, pretrained)
+    with torch.no_grad():
+        encoder.mlp.dense.weight.mul_(3.0)
+    encoder.save_pretrained(tmp_path / "checkpoint-1")
+    resumed, _ = load_model_and_objective(config, data, tmp_path / "checkpoint-1", context)
+    torch.testing.assert_close(resumed.mlp.dense.weight, encoder.mlp.dense.weight)

@@ -1,11 +1,12 @@
 """`simcse-lab` (also `python -m simcse_lab`): train, evaluate, diagnose, pretrain, tour.
 
 The train and evaluate flags are the official SimCSE train.py / evaluation.py names, so a command
-from the official README runs after changing `python train.py` to `simcse-lab train`. Flags of the
-HF Trainer that the official scripts pass but simcse_lab does not need (--do_train, --do_eval,
---evaluation_strategy, --metric_for_best_model, --load_best_model_at_end) are accepted and ignored.
+from the official README or run scripts runs after changing `python train.py` to `simcse-lab train`.
+The official flags that simcse_lab's TrainConfig does not hold as such (the HF Trainer's among them) are
+renamed, accepted or refused with a reason by simcse_lab.commands.official_flags, which also reads HF's
+spellings (`--fp16 False`, `--local-rank=0`) and `simcse-lab train args.json`.
 
-Errors the user can fix print one line (`error: ...`) and exit with status 2; no traceback.
+Errors the user can fix print one line (`error: ...`; one per refused flag) and exit with status 2; no traceback.
 """
 
 from __future__ import annotations
@@ -20,23 +21,9 @@ from pathlib import Path
 from ..errors import SimCSELabError
 from ..evaluation.sts import EVAL_BATCH_SIZE, EVAL_MAX_LENGTH
 from ..settings import add_dataclass_arguments
+from . import official_flags
 
-IGNORED_OFFICIAL_FLAGS = {"--do_train": 0, "--do_eval": 0, "--load_best_model_at_end": 0, "--evaluation_strategy": 1,
-                          "--eval_strategy": 1, "--metric_for_best_model": 1, "--save_strategy": 1}
-
-
-def strip_ignored_flags(argv: list[str]) -> list[str]:
-    kept, skip_next = [], 0
-    for arg in argv:
-        if skip_next:
-            skip_next -= 1
-            continue
-        name = arg.split("=", 1)[0]
-        if name in IGNORED_OFFICIAL_FLAGS:
-            skip_next = IGNORED_OFFICIAL_FLAGS[name] if "=" not in arg else 0
-            continue
-        kept.append(arg)
-    return kept
+TRAIN_ONLY_FLAGS = ("config", "no_progress", "help")  # simcse-lab train's flags besides TrainConfig's fields
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,14 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simcse-lab", description="SimCSE: train, evaluate and inspect sentence encoders.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train SimCSE (unsup .txt / sup .csv) or SBERT (sent0,sent1,label .csv)")
+    train = commands.add_parser("train", help="train SimCSE (unsup .txt / sup .csv or .json) or SBERT (sent0,sent1,label .csv)",
+                                usage="simcse-lab train [flags] | simcse-lab train ARGS.json",
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=official_flags.help_text())
     add_dataclass_arguments(train, TrainConfig, skip=("show_progress",))
     train.add_argument("--config", help="a JSON recipe of TrainConfig settings; flags given on the command line win")
     train.add_argument("--no_progress", action="store_true", help="no progress bar")
 
     evaluate = commands.add_parser("evaluate", help="STS evaluation in the SentEval 'all' protocol (official evaluation.py)")
     evaluate.add_argument("--model_name_or_path", required=True)
-    evaluate.add_argument("--pooler", choices=None, help="override the saved pooler (cls, cls_before_pooler, avg, avg_top2, avg_first_last)")
+    evaluate.add_argument("--pooler", choices=None, help="cls, cls_before_pooler, avg, avg_top2 or avg_first_last; default: the "
+                          "checkpoint's own (avg for a model that records none, where the official evaluation.py defaults to cls; "
+                          "cls reads the checkpoint's pooler_output, as officially)")
     evaluate.add_argument("--mode", default="test", help="test (7 tasks), dev (STS-B and SICK-R dev) or fasttest (= test)")
     evaluate.add_argument("--task_set", default="sts", help="sts (the only set simcse_lab evaluates)")
     evaluate.add_argument("--tasks", nargs="+", help="a subset of: sts12 sts13 sts14 sts15 sts16 stsb sickr")
@@ -98,17 +89,50 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = strip_ignored_flags(list(sys.argv[1:] if argv is None else argv))
+    argv = launcher_rank_after_command(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        if argv[:1] == ["train"]:
+            argv = ["train", *official_train_arguments(argv[1:])]
+            args, unknown = parser.parse_known_args(argv)
+            if unknown:
+                raise SimCSELabError("\n".join(f"unrecognized argument {arg!r} for simcse-lab train (neither a simcse-lab flag nor "
+                                               "one of the official train.py's; see simcse-lab train --help)" for arg in unknown))
+        else:
+            args = parser.parse_args(argv)
         return COMMANDS[args.command](args, argv)
     except SimCSELabError as error:
-        print(f"error: {error}", file=sys.stderr)
+        for line in str(error).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; resume with --resume_from_checkpoint auto", file=sys.stderr)
         return 130
+
+
+def launcher_rank_after_command(argv: list[str]) -> list[str]:
+    """`python -m torch.distributed.launch ... -m simcse_lab train ...` passes --local-rank=N before the command; the
+    train command takes it (and ignores it: the rank is read from LOCAL_RANK)."""
+    if not argv or argv[0].split("=", 1)[0] not in ("--local-rank", "--local_rank"):
+        return argv
+    taken = 1 if "=" in argv[0] else 2
+    rank, rest = argv[:taken], argv[taken:]
+    return [*rest[:1], *rank, *rest[1:]] if rest[:1] == ["train"] else rest
+
+
+def official_train_arguments(argv: list[str]) -> list[str]:
+    """simcse-lab train's arguments from a command line (or a JSON file, `simcse-lab train args.json`) written for
+    the official train.py, with a one-line note on stderr for each flag that has no effect here."""
+    from ..training.config import TrainConfig  # noqa: PLC0415
+
+    if len(argv) == 1 and argv[0].endswith(".json"):  # as the official train.py: HfArgumentParser.parse_json_file
+        argv = official_flags.json_arguments(argv[0])
+    fields = dataclasses.fields(TrainConfig)
+    known = {f.name for f in fields} | {f"no_{f.name}" for f in fields if "bool" in str(f.type)} | set(TRAIN_ONLY_FLAGS)
+    translation = official_flags.translate(argv, known)
+    for note in translation.notes:
+        print(note, file=sys.stderr)
+    return translation.argv
 
 
 def run_train(args, argv) -> int:

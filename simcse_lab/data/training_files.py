@@ -2,19 +2,24 @@
 
 - unsupervised: a text file, one sentence per line (wiki1m_for_simcse.txt);
 - supervised: a CSV with a header, `sent0,sent1` (pairs) or `sent0,sent1,hard_neg` (triplets);
-- SBERT: a CSV `sent0,sent1,label` (NLI pairs with labels, `simcse_lab.data.nli`).
+- SBERT: a CSV `sent0,sent1,label` (NLI pairs with labels, `simcse_lab.data.nli`);
+- JSON (`.json` / `.jsonl`), read as the official train.py reads it through Hugging Face datasets' json
+  loader: JSON Lines (one object per line) or one array of objects, whose columns, in the order their keys
+  first appear, are taken by position: one column (e.g. `text`) = unsupervised, two = pairs, three = pairs +
+  hard negatives (`sent0`, `sent1`, `hard_neg`), and, as for a CSV, a third column named `label` = SBERT.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SimCSELabError, unknown_choice
-from .nli import load_nli_pairs
+from .nli import label_id, load_nli_pairs
 
 SIMCSE_HUB_REPO = "princeton-nlp/datasets-for-simcse"
 
@@ -41,6 +46,8 @@ def load_training_file(path: str | os.PathLike) -> TrainingData:
     check_readable(path)
     if path.suffix.lower() in (".csv", ".tsv"):
         return read_csv_training_file(path)
+    if path.suffix.lower() in JSON_SUFFIXES:
+        return read_json_training_file(path)
     sentences, skipped = read_sentences(path)
     return TrainingData("unsup", [(s,) for s in sentences], skipped, str(path))
 
@@ -106,6 +113,60 @@ def read_csv_training_file(path: Path) -> TrainingData:
     if not kept:
         raise SimCSELabError(f"{path.name} has a header but no rows")
     return TrainingData("pairs" if width == 2 else "triplets", kept, skipped, str(path))
+
+
+JSON_SUFFIXES = (".json", ".jsonl")
+
+
+def json_records(path: Path) -> list[tuple[str, object]]:
+    """(where, record) for each record of a JSON Lines file or of a file holding one JSON array."""
+    text = path.read_text(encoding="utf8", errors="replace").lstrip("\ufeff")
+    try:
+        if text.lstrip().startswith("["):
+            return [(f"item {i}", record) for i, record in enumerate(json.loads(text))]
+        return [(f"line {n}", json.loads(line)) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    except json.JSONDecodeError as error:
+        raise SimCSELabError(f"{path.name} is not JSON Lines or a JSON array ({error.msg}); write one object per line, for "
+                             'example {"sent0": "...", "sent1": "...", "hard_neg": "..."}') from None
+
+
+def read_json_training_file(path: Path) -> TrainingData:
+    """A .json / .jsonl training file (module docstring). A record whose fields are all empty is skipped and
+    counted; one with some fields missing or empty is an error naming it (the official code reads those as " ")."""
+    records = [(where, {"text": r} if isinstance(r, str) else r) for where, r in json_records(path)]  # an array of strings: `text`
+    columns: dict[str, None] = {}
+    for where, record in records:
+        if not isinstance(record, dict):
+            raise SimCSELabError(f"{path.name}, {where}: expected a JSON object of columns, got {type(record).__name__} ({record!r:.60})")
+        columns.update(dict.fromkeys(record))
+    names = list(columns)
+    sbert = len(names) == 3 and names[-1].lower() == "label"
+    if not 1 <= len(names) <= 3:
+        raise SimCSELabError(f"{path.name}: expected 1 column (sentences), 2 (sent0, sent1), 3 (sent0, sent1, hard_neg) or "
+                             f"sent0, sent1, label; found {len(names)}: {names}")
+    kept, skipped = [], 0
+    for where, record in records:
+        values = [record.get(name) for name in names]
+        if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
+            skipped += 1
+            continue
+        texts = values[:2] if sbert else values
+        if any(not isinstance(v, str) or not v.strip() for v in texts):
+            raise SimCSELabError(f"{path.name}, {where}: expected {len(names)} non-empty text fields {names}, got {record!r:.120}")
+        if sbert:
+            label = label_id(str(values[2]), f"{path.name}, {where}")
+            if label is None:  # SNLI's "-": no gold label
+                skipped += 1
+                continue
+            kept.append((texts[0].strip(), texts[1].strip(), label))
+        else:
+            kept.append(tuple(v.strip() for v in texts))
+    if skipped:
+        warnings.warn(f"{path.name}: skipped {skipped} empty or unlabelled record(s)", stacklevel=2)
+    if not kept:
+        raise SimCSELabError(f"{path.name} holds no records with text")
+    mode = "sbert" if sbert else {1: "unsup", 2: "pairs", 3: "triplets"}[len(names)]
+    return TrainingData(mode, kept, skipped, str(path))
 
 
 def download_simcse_training_file(name: str = "wiki1m_for_simcse.txt", cache_dir: str | None = None) -> Path:

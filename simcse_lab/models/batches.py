@@ -20,9 +20,10 @@ class TokenizedColumn:
     lengths: np.ndarray
 
     @classmethod
-    def from_sentences(cls, tokenizer, sentences: Sequence[str], max_length: int) -> "TokenizedColumn":
-        """Tokenise (truncating at max_length tokens) into a right-padded matrix; see simcse_lab.tokenization."""
-        return cls(*token_matrix(tokenizer, sentences, max_length))
+    def from_sentences(cls, tokenizer, sentences: Sequence[str], max_length: int, threads: int | None = None) -> "TokenizedColumn":
+        """Tokenise (truncating at max_length tokens, in `threads` threads: None = every core) into a right-padded
+        matrix; see simcse_lab.tokenization."""
+        return cls(*token_matrix(tokenizer, sentences, max_length, threads))
 
     def __len__(self) -> int:
         return len(self.lengths)

@@ -240,6 +240,7 @@ class SimCSEEncoder(nn.Module):
         dropout: float | None = None,
         trust_remote_code: bool = False,
         bert_forward: str = "auto",
+        fresh_mlp: bool = False,
     ) -> "SimCSEEncoder":
         """Load an encoder: a simcse_lab directory, an official SimCSE checkpoint, a sentence-transformers
         model or any Hugging Face encoder (simcse_lab.models.loading says how each is recognised).
@@ -247,11 +248,15 @@ class SimCSEEncoder(nn.Module):
         pooler / mlp_only_train override what the checkpoint says. dropout, if given, sets every
         dropout probability of the backbone (the paper's Table 3 ablation). trust_remote_code is
         passed to transformers and is never turned on implicitly.
+
+        The cls pooler's head is the saved one, else the checkpoint's own pooler (`pooler_output`, as the official
+        evaluation.py reads it); fresh_mlp=True starts from a newly initialised head instead (training, as the
+        official cl_init). simcse_lab.models.loading says what cls means on a checkpoint without pooler weights.
         """
         from .loading import load_encoder  # noqa: PLC0415  (transformers is imported there, on first use)
 
         return load_encoder(cls, name_or_path, pooler=pooler, mlp_only_train=mlp_only_train, device=device, dropout=dropout,
-                            trust_remote_code=trust_remote_code, bert_forward=bert_forward)
+                            trust_remote_code=trust_remote_code, bert_forward=bert_forward, fresh_mlp=fresh_mlp)
 
     def save_pretrained(self, save_directory: str | os.PathLike, training: dict | None = None, max_seq_length: int = 128,
                         final_path: str | os.PathLike | None = None):

@@ -11,10 +11,20 @@ The pooler is taken from the first of these that applies, and the encoder record
 4. any other Hugging Face encoder (BERT, RoBERTa, DistilBERT, MiniLM, ELECTRA, ...): avg, the
    strongest raw pooling in the paper's analysis. Training from it uses whatever pooler you pass.
 A pooler passed by the caller overrides all of them.
+
+The `cls` pooler's MLP head, at inference, is what the official `evaluation.py` and `simcse/tool.py`
+read as `pooler_output`: the head saved by simcse_lab, else the checkpoint's own pretrained pooler
+(BERT's, RoBERTa's, a sentence-transformers model converted from BERT). A checkpoint without pooler
+weights (an MLM checkpoint, such as the embedded default encoder) has no such head: there `cls` is the
+[CLS] state through an untrained Linear + tanh drawn from a fixed seed (deterministic; transformers
+would draw it afresh on every load), so `cls_before_pooler` is the meaningful [CLS] pooler of such a
+model. Training is different: `fresh_mlp=True` (what the trainer passes, except when resuming) starts
+from a newly initialised head whatever the checkpoint holds, as the official `cl_init` does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 from contextlib import contextmanager
@@ -34,6 +44,7 @@ DENSE_DIR = "2_Dense"
 ST_POOLING_CONFIG = "1_Pooling/config.json"
 # Config attribute names that hold dropout probabilities, across the supported architectures.
 DROPOUT_ATTRIBUTES = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
+UNTRAINED_HEAD_SEED = 0  # the cls head of a checkpoint without pooler weights is drawn from this seed
 
 
 @dataclass(frozen=True)
@@ -45,7 +56,7 @@ class PoolerChoice:
 
 
 def load_encoder(cls, name_or_path, pooler=None, mlp_only_train=None, device=None, dropout=None, trust_remote_code=False,
-                 bert_forward="auto"):
+                 bert_forward="auto", fresh_mlp=False):
     """`cls.from_pretrained`'s body (cls: SimCSEEncoder or a subclass); see the module docstring."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer  # noqa: PLC0415
 
@@ -62,16 +73,19 @@ def load_encoder(cls, name_or_path, pooler=None, mlp_only_train=None, device=Non
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
         if dropout is not None:
             set_dropout(config, dropout)
-        backbone = AutoModel.from_pretrained(source, config=config, trust_remote_code=trust_remote_code)
+        backbone, loading_info = AutoModel.from_pretrained(source, config=config, trust_remote_code=trust_remote_code,
+                                                           output_loading_info=True)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     backbone = backbone.float()
 
     choice = choose_pooler(name, local if is_local else None, saved, pooler, mlp_only_train)
-    mlp = None
-    if saved is not None and saved.get("has_mlp") and (local / DENSE_DIR / "model.safetensors").exists():
-        mlp = load_mlp(local / DENSE_DIR / "model.safetensors")
-    elif choice.pooler == "cls" and choice.official:
-        mlp = mlp_from_backbone_pooler(backbone, name)
+    mlp = None  # with fresh_mlp, SimCSEEncoder draws a new cls head from the global RNG (which the trainer has seeded)
+    if choice.pooler == "cls" and not fresh_mlp:
+        if saved is not None and saved.get("has_mlp") and (local / DENSE_DIR / "model.safetensors").exists():
+            mlp = load_mlp(local / DENSE_DIR / "model.safetensors")
+        else:
+            mlp, head = head_from_checkpoint(backbone, loading_info.get("missing_keys", ()), name, choice.official)
+            choice = dataclasses.replace(choice, reason=f"{choice.reason}; cls head: {head}")
     postprocess = None
     if is_local:
         from .postprocess import load_postprocess  # noqa: PLC0415  (optional, saved beside the encoder)
@@ -183,15 +197,30 @@ def load_mlp(path: Path) -> MLPHead:
     return mlp
 
 
-def mlp_from_backbone_pooler(backbone: nn.Module, name: str) -> MLPHead:
+def head_from_checkpoint(backbone: nn.Module, missing_keys, name: str, official: bool) -> tuple[MLPHead, str]:
+    """The cls pooler's inference head (module docstring) and what it is: the checkpoint's pretrained pooler
+    (`pooler_output`, as the official evaluation.py and tool read it), or, without pooler weights, an untrained
+    head drawn from a fixed seed."""
     pooler_module = getattr(backbone, "pooler", None)
-    if pooler_module is None or not hasattr(pooler_module, "dense"):
-        raise SimCSELabError(f"{name!r} looks like an official SimCSE checkpoint but has no pooler weights to use as the MLP; pass pooler='cls_before_pooler'")
-    mlp = MLPHead(pooler_module.dense.weight.shape[0])
+    has_module = pooler_module is not None and isinstance(getattr(pooler_module, "dense", None), nn.Linear)
+    loaded = has_module and not any(key.split(".")[0] == "pooler" or ".pooler." in f".{key}" for key in missing_keys)
+    if loaded:
+        mlp = MLPHead(pooler_module.dense.weight.shape[0])
+        with torch.no_grad():
+            mlp.dense.weight.copy_(pooler_module.dense.weight)
+            mlp.dense.bias.copy_(pooler_module.dense.bias)
+        return mlp, "the checkpoint's pretrained pooler (its pooler_output)"
+    if official:
+        raise SimCSELabError(f"{name!r} looks like an official SimCSE checkpoint but has no pooler weights to use as the MLP; "
+                             "pass pooler='cls_before_pooler'")
+    config = backbone.config
+    mlp = MLPHead(int(getattr(config, "hidden_size", None) or getattr(config, "dim")))
+    generator = torch.Generator().manual_seed(UNTRAINED_HEAD_SEED)
     with torch.no_grad():
-        mlp.dense.weight.copy_(pooler_module.dense.weight)
-        mlp.dense.bias.copy_(pooler_module.dense.bias)
-    return mlp
+        mlp.dense.weight.normal_(0.0, getattr(config, "initializer_range", 0.02), generator=generator)
+        mlp.dense.bias.zero_()
+    return mlp, (f"the checkpoint has no pooler weights, so an untrained Linear+tanh drawn from seed {UNTRAINED_HEAD_SEED} "
+                 "(cls_before_pooler is the bare [CLS] state)")
 
 
 __all__ = ["load_encoder", "choose_pooler", "PoolerChoice", "SIMCSE_CONFIG", "DENSE_DIR", "hub_errors", "quiet_transformers",

@@ -10,12 +10,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import torch
+
 from ..augment import AUGMENTATIONS
 from ..errors import SimCSELabError, unknown_choice
 from ..models.encoder import BERT_FORWARDS
 from ..models.pooling import check_pooler
 from ..paths import DEFAULT_MODEL
 from ..settings import Bounds, check_fields
+from .schedule import SCHEDULES
 
 OBJECTIVES = ("auto", "simcse", "sbert")
 ON_NONFINITE = ("stop", "skip")
@@ -40,6 +43,13 @@ BOUNDS = {
     "warmup_ratio": SHARE,
     "weight_decay": NON_NEGATIVE,
     "max_grad_norm": NON_NEGATIVE,
+    "gradient_accumulation_steps": Bounds(1),
+    "warmup_steps": NON_NEGATIVE,
+    "adam_beta1": Bounds(0, 1, high_open=True),
+    "adam_beta2": Bounds(0, 1, high_open=True),
+    "adam_epsilon": NON_NEGATIVE,
+    "mlm_probability": Bounds(0, 1, low_open=True, high_open=True),
+    "preprocessing_num_workers": Bounds(1),
     "eval_steps": NON_NEGATIVE,
     "save_steps": NON_NEGATIVE,
     "save_total_limit": NON_NEGATIVE,
@@ -55,10 +65,11 @@ BOUNDS = {
 
 @dataclass
 class TrainConfig:
-    """Training settings. Names follow the official SimCSE train.py flags."""
+    """Training settings. Names follow the official SimCSE train.py flags (and the HF TrainingArguments it takes).
+    Defaults that differ from the official ones say so in their comment (= their --help)."""
 
     model_name_or_path: str = DEFAULT_MODEL  # HF hub id or local dir; the embedded default works offline
-    train_file: str = ""  # .txt = unsupervised; .csv with sent0,sent1[,hard_neg] = supervised; sent0,sent1,label = SBERT
+    train_file: str = ""  # .txt = unsupervised; .csv/.json(l) with sent0,sent1[,hard_neg] = supervised; sent0,sent1,label = SBERT
     output_dir: str = "outputs/simcse"  # checkpoints go in output_dir/checkpoint-<step>/, the best model in output_dir
     objective: str = "auto"  # auto (from the file) | simcse | sbert
     pooler_type: str | None = None  # cls | cls_before_pooler | avg | avg_top2 | avg_first_last; None = cls (SimCSE, official) or avg (SBERT)
@@ -66,19 +77,28 @@ class TrainConfig:
     temp: float = 0.05  # InfoNCE temperature (sentence-transformers scale = 1/temp)
     hard_negative_weight: float = 0.0  # log(alpha) added to each sentence's own hard-negative logit
     max_seq_length: int = 32  # longer sentences are truncated (paper: 32)
-    per_device_train_batch_size: int = 64  # sentences per step per device (paper: 64 unsup, 512 sup)
+    per_device_train_batch_size: int = 64  # sentences per step per device (paper: 64 unsup, 512 sup; HF default 8)
     gradient_cache_chunk_size: int = 0  # 0 = off; else embed in chunks of this many sentences (cached loss: big batches in fixed memory)
-    learning_rate: float = 3e-5  # paper: 3e-5 unsup BERT-base, 5e-5 sup
-    num_train_epochs: float = 1.0  # used when max_steps <= 0
+    learning_rate: float = 3e-5  # peak learning rate (paper: 3e-5 unsup BERT-base, 5e-5 sup; HF default 5e-5)
+    num_train_epochs: float = 1.0  # used when max_steps <= 0 (paper: 1 unsup, 3 sup; HF default 3)
     max_steps: int = -1  # > 0 overrides num_train_epochs
     warmup_ratio: float = 0.0  # fraction of steps with linear warm-up (official: 0)
     weight_decay: float = 0.0  # AdamW weight decay (HF Trainer default)
     max_grad_norm: float = 1.0  # gradient clipping (HF Trainer default)
-    eval_steps: int = 125  # evaluate on STS-B dev every N steps (0 = never); official: 125
+    gradient_accumulation_steps: int = 1  # batches per optimiser step; NOT more in-batch negatives (each batch's loss sees its own): --gradient_cache_chunk_size for a big batch's loss
+    warmup_steps: int = 0  # linear warm-up steps; > 0 overrides warmup_ratio (HF)
+    lr_scheduler_type: str = "linear"  # linear | constant | constant_with_warmup | cosine (HF's schedules of those names)
+    adam_beta1: float = 0.9  # AdamW beta1 (HF default)
+    adam_beta2: float = 0.999  # AdamW beta2 (HF default)
+    adam_epsilon: float = 1e-8  # AdamW epsilon (HF default)
+    dataloader_drop_last: bool = True  # drop each epoch's last incomplete batch (HF default: keep it, a batch with fewer in-batch negatives)
+    pad_to_max_length: bool = False  # pad every batch to max_seq_length (official: a memory test; the numbers do not change)
+    preprocessing_num_workers: int | None = None  # threads that tokenise the training file (None: every core)
+    eval_steps: int = 125  # evaluate on STS-B dev every N steps (0 = never); the official scripts pass 125
     eval_at_start: bool = True  # also score STS-B dev before the first step (the raw encoder: step 0 of the curves; never the selected model)
-    save_steps: int = 0  # checkpoint every N steps (0 = at every evaluation)
-    save_total_limit: int = 2  # keep this many newest checkpoints (0 = all)
-    logging_steps: int = 10  # record the mean loss every N steps
+    save_steps: int = 0  # checkpoint every N steps (0 = at every evaluation; HF default 500)
+    save_total_limit: int = 2  # keep this many newest checkpoints (0 = all; HF default: all)
+    logging_steps: int = 10  # record the mean loss every N steps (HF default 500)
     seed: int = 42  # seeds python, numpy, torch and the data order
     bf16: bool = False  # bf16 autocast (CUDA, or CPUs with native bf16: faster; rounding moves the numbers a little)
     fp16: bool = False  # fp16 autocast + grad scaling (CUDA only)
@@ -87,6 +107,7 @@ class TrainConfig:
     bert_forward: str = "auto"  # auto (simcse_lab's own BERT forward on the CPU) | own (on every device: no host syncs on a GPU) | transformers
     do_mlm: bool = False  # auxiliary MLM loss (paper: Appendix, hurts STS slightly)
     mlm_weight: float = 0.1  # lambda of the auxiliary MLM loss
+    mlm_probability: float = 0.15  # share of tokens the auxiliary MLM masks (official default)
     dropout: float | None = None  # override every dropout probability of the encoder (paper Table 3)
     augmentation: str = "none"  # unsup only: none | crop | word_deletion | delete_one_word (paper Table 1) | same_mask (one dropout mask for both views, Table 3)
     augmentation_ratio: float = 0.1  # crop / deletion ratio for the augmentations above
@@ -118,6 +139,8 @@ class TrainConfig:
             raise unknown_choice("augmentation", self.augmentation, AUGMENTATIONS)
         if self.bert_forward not in BERT_FORWARDS:
             raise unknown_choice("bert_forward", self.bert_forward, BERT_FORWARDS)
+        if self.lr_scheduler_type not in SCHEDULES:
+            raise unknown_choice("lr_scheduler_type", self.lr_scheduler_type, SCHEDULES)
         if self.torch_compile_mode not in COMPILE_MODES:
             raise unknown_choice("torch_compile_mode", self.torch_compile_mode, COMPILE_MODES)
         if self.torch_compile_mode != "default" and not self.torch_compile:
@@ -137,3 +160,15 @@ class TrainConfig:
     def recipe(self) -> dict:
         """The settings as a JSON-able dict (what metrics.json, checkpoints and the model card record)."""
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "show_progress"}
+
+
+def check_precision_device(config: TrainConfig) -> None:
+    """fp16 (autocast with loss scaling) runs on CUDA only: say so before the data and model load, as the
+    official run_unsup_example.sh passes --fp16."""
+    if not config.fp16:
+        return
+    if not torch.cuda.is_available():
+        raise SimCSELabError(f"--fp16 needs a CUDA GPU and this machine has none (torch {torch.__version__}); drop --fp16 "
+                             "(or pass --fp16 False) to train in fp32, or use --bf16 on a CPU with bf16 support")
+    if not (config.device == "auto" or config.device.startswith("cuda")):
+        raise SimCSELabError(f"--fp16 needs a CUDA device, but --device is {config.device!r}; drop --fp16 or use --device cuda")

@@ -172,7 +172,8 @@ def build_objective(config, data: TrainingData, encoder, device: torch.device, d
     """The objective a TrainConfig and a training file ask for, with the file tokenised into its columns."""
     max_length = min(config.max_seq_length, encoder.max_tokens)
     width = 2 if data.mode == "sbert" else len(data.rows[0])
-    columns = [TokenizedColumn.from_sentences(encoder.tokenizer, [row[i] for row in data.rows], max_length) for i in range(width)]
+    columns = [TokenizedColumn.from_sentences(encoder.tokenizer, [row[i] for row in data.rows], max_length,
+                                              threads=config.preprocessing_num_workers) for i in range(width)]
     if objective_name(config.objective, data) == "sbert":
         if data.mode != "sbert":
             raise SimCSELabError(f"the SBERT objective needs a CSV with columns sent0,sent1,label; {config.train_file} is a {data.mode} file")
@@ -189,13 +190,13 @@ def build_objective(config, data: TrainingData, encoder, device: torch.device, d
     if config.do_mlm:
         from .mlm import AuxiliaryMLM  # noqa: PLC0415
 
-        mlm_head = AuxiliaryMLM(encoder)
+        mlm_head = AuxiliaryMLM(encoder, config.mlm_probability)
     augmentation = None
     if config.augmentation in TEXT_AUGMENTATIONS:
         augmentation = (config.augmentation, config.augmentation_ratio, [row[0] for row in data.rows], config.seed)
     options = dict(mode=data.mode, temperature=config.temp, hard_negative_weight=config.hard_negative_weight,
-                   pad_multiple=8 if config.torch_compile else 1, augmentation=augmentation,
-                   shared_mask=config.augmentation == "same_mask", mlm_head=mlm_head,
+                   pad_multiple=max_length if config.pad_to_max_length else 8 if config.torch_compile else 1,
+                   augmentation=augmentation, shared_mask=config.augmentation == "same_mask", mlm_head=mlm_head,
                    mlm_weight=config.mlm_weight)
     if config.gradient_cache_chunk_size:
         return CachedSimCSEObjective(encoder, columns, device, dist, chunk_size=config.gradient_cache_chunk_size,

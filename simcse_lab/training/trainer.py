@@ -23,6 +23,7 @@ the best model by STS-B dev (or the final one when no evaluation ran), metrics.j
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -44,10 +45,11 @@ from ..evaluation.dev import DevEvaluator
 from ..models.device import training_autocast
 from ..models.encoder import SimCSEEncoder
 from . import checkpoint as ckpt
-from .config import CUDA_GRAPH_MODES, TrainConfig
+from .config import CUDA_GRAPH_MODES, TrainConfig, check_precision_device
 from .distributed import DistributedContext
 from .objectives import Objective, SBERTObjective, build_objective, objective_name
-from .schedule import linear_schedule
+from .sampling import StepPlan
+from .schedule import schedule_factor
 
 
 @dataclass
@@ -86,7 +88,8 @@ class TrainResult:
 def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
     """Train, evaluate on STS-B dev, keep the best; see the module docstring."""
     started = time.time()
-    data = load_training_file(config.train_file)  # first: a bad file fails before anything is written
+    check_precision_device(config)  # first: --fp16 on a machine without CUDA fails before the data and model load
+    data = load_training_file(config.train_file)  # a bad file fails before anything is written
     if config.max_train_samples:
         data.rows = data.rows[: config.max_train_samples]
     output_dir = Path(config.output_dir)
@@ -95,11 +98,12 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
     seed_everything(config.seed)
 
     encoder, objective = load_model_and_objective(config, data, resume_path, dist)
-    global_batch = config.per_device_train_batch_size * dist.world_size
-    batches_per_epoch = objective.num_rows // global_batch
+    plan = StepPlan(objective.num_rows, config.per_device_train_batch_size, dist.world_size, dist.rank,
+                    config.gradient_accumulation_steps, config.dataloader_drop_last)
+    batches_per_epoch = plan.steps_per_epoch  # optimiser steps
     if batches_per_epoch == 0:
-        raise SimCSELabError(f"the training file has {objective.num_rows} rows, fewer than one batch of {global_batch}; "
-                             "lower per_device_train_batch_size or add data")
+        raise SimCSELabError(f"the training file has {objective.num_rows} rows, fewer than one batch of {plan.global_batch}; "
+                             "lower per_device_train_batch_size, add data, or keep the incomplete batch (--dataloader_drop_last False)")
     max_steps = config.max_steps if config.max_steps > 0 else math.ceil(config.num_train_epochs * batches_per_epoch)
 
     step = TrainingStep(config, encoder, objective, dist, max_steps)
@@ -121,8 +125,7 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
         while state.step < max_steps:
             order = epoch_order(objective.num_rows, config.seed, state.epoch)
             while state.batch_in_epoch < batches_per_epoch and state.step < max_steps:
-                start = state.batch_in_epoch * global_batch + dist.rank * config.per_device_train_batch_size
-                if not step.run(order[start : start + config.per_device_train_batch_size]):
+                if not step.run(plan.rows(order, state.batch_in_epoch)):
                     state.skipped_nonfinite += 1
                 state.step += 1
                 state.batch_in_epoch += 1
@@ -186,8 +189,10 @@ def stop_messages(config: TrainConfig, output_dir: Path):
 def load_model_and_objective(config: TrainConfig, data, resume_path: Path | None, dist: DistributedContext):
     """The encoder to train (from the checkpoint when resuming) and its objective, with the training file tokenised."""
     pooler = config.pooler_type or ("avg" if objective_name(config.objective, data) == "sbert" else "cls")
+    # a new cls head, as the official cl_init (MLPLayer(config)), unless resuming: the checkpoint's head then
     encoder = SimCSEEncoder.from_pretrained(resume_path or config.model_name_or_path, pooler=pooler, mlp_only_train=config.mlp_only_train,
-                                            device=dist.device, dropout=config.dropout, bert_forward=config.bert_forward)
+                                            device=dist.device, dropout=config.dropout, bert_forward=config.bert_forward,
+                                            fresh_mlp=resume_path is None)
     freeze_unused_backbone_pooler(encoder)
     return encoder, build_objective(config, data, encoder, dist.device, dist)
 
@@ -201,12 +206,14 @@ class TrainingStep:
         self.config, self.objective, self.dist = config, objective, dist
         # dict keyed by id: a head tied to the input embeddings must not put them in the optimiser twice
         self.parameters = list({id(p): p for p in [*encoder.parameters(), *objective.parameters()] if p.requires_grad}.values())
-        self.optimizer = build_optimizer(self.parameters, config, device)
-        warmup = int(config.warmup_ratio * max_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: linear_schedule(s, warmup, max_steps))
+        self.optimizer = build_optimizer(self.parameters, config, device, modules=(encoder, objective))
+        warmup = config.warmup_steps or int(config.warmup_ratio * max_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: schedule_factor(config.lr_scheduler_type, s, warmup, max_steps))
         self.scaler = torch.amp.GradScaler("cuda", enabled=config.fp16 and device.type == "cuda")
         self.autocast = training_autocast(device, config.bf16, config.fp16)
         model = dist.wrap(encoder)
+        self.ddp = model if hasattr(model, "no_sync") else None
         self.model = torch.compile(model, dynamic=False, mode=config.torch_compile_mode) if config.torch_compile else model
         self.cuda_graphs = config.torch_compile and config.torch_compile_mode in CUDA_GRAPH_MODES
         self.skip_nonfinite = config.on_nonfinite == "skip"
@@ -216,17 +223,27 @@ class TrainingStep:
         self.loss_count = 0
         self.nonfinite_seen = torch.zeros((), dtype=torch.bool, device=device)
 
-    def run(self, rows: np.ndarray) -> bool:
-        """Train on these rows; False when the step was skipped for a NaN/inf loss (on_nonfinite skip)."""
-        if self.cuda_graphs:  # the compiled graphs' outputs of the previous step may be overwritten from here on
-            torch.compiler.cudagraph_mark_step_begin()
-        with self.autocast():
-            loss = self.objective.loss(self.model, rows)
-        if self.skip_nonfinite and not self.dist.all_finite(loss):
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scheduler.step()
-            return False
-        self.objective.backward(loss, self.scaler.scale)
+    def run(self, micro_batches: list[np.ndarray] | np.ndarray) -> bool:
+        """One optimiser step on the mean loss of these micro-batches of rows, or on one array of rows (gradient
+        accumulation: each micro-batch's loss has only its own in-batch negatives); False when it was skipped for a
+        NaN/inf loss (on_nonfinite skip)."""
+        if isinstance(micro_batches, np.ndarray):
+            micro_batches = [micro_batches]
+        total = None
+        for index, rows in enumerate(micro_batches):
+            if self.cuda_graphs:  # the compiled graphs' outputs of the previous pass may be overwritten from here on
+                torch.compiler.cudagraph_mark_step_begin()
+            last = index == len(micro_batches) - 1
+            with contextlib.nullcontext() if last or self.ddp is None else self.ddp.no_sync():  # all-reduce once, at the last
+                with self.autocast():
+                    loss = self.objective.loss(self.model, rows)
+                if self.skip_nonfinite and not self.dist.all_finite(loss):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self.scheduler.step()
+                    return False
+                self.objective.backward(loss if len(micro_batches) == 1 else loss / len(micro_batches), self.scaler.scale)
+            total = loss.detach().clone() if total is None else total + loss.detach()
+        loss = total if len(micro_batches) == 1 else total / len(micro_batches)
         if self.config.max_grad_norm > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.parameters, self.config.max_grad_norm)
@@ -270,11 +287,19 @@ def epoch_order(num_rows: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(num_rows)
 
 
-def build_optimizer(parameters: list, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+def build_optimizer(parameters: list, config: TrainConfig, device: torch.device, modules: Sequence[torch.nn.Module] = ()) -> torch.optim.AdamW:
+    """AdamW with the HF Trainer's settings: betas, epsilon, and weight decay on every parameter but the biases and
+    LayerNorm weights (of `modules`; with weight_decay 0, one group, as that exclusion changes nothing)."""
     # fused AdamW (one kernel, CUDA and CPU), the HF Trainer's default too: 5x faster than the loop on a CPU
     fused = device.type in ("cuda", "cpu")
-    return torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay, eps=1e-8,
-                             **({"fused": True} if fused else {}))
+    groups = parameters
+    if config.weight_decay > 0 and modules:
+        exempt = {id(p) for root in modules for module in root.modules() for name, p in module.named_parameters(recurse=False)
+                  if name == "bias" or isinstance(module, torch.nn.LayerNorm)}
+        groups = [group for group in ({"params": [p for p in parameters if id(p) not in exempt]},
+                                      {"params": [p for p in parameters if id(p) in exempt], "weight_decay": 0.0}) if group["params"]]
+    return torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay, eps=config.adam_epsilon,
+                             betas=(config.adam_beta1, config.adam_beta2), **({"fused": True} if fused else {}))
 
 
 def seed_everything(seed: int) -> None:
