@@ -376,7 +376,7 @@ averages = {name: {f"ours ({MODE})": ours[name]["avg"],
 comparison = format_comparison_table(averages)
 display(Markdown(comparison))
 ranked = sorted(ours, key=lambda name: ours[name]["avg"], reverse=True)
-display(Markdown(f"Our order, best first: {', '.join(f'{name} ({ours[name]['avg']:.1f})' for name in ranked)}."))
+display(Markdown("Our order, best first: " + ", ".join(f"{name} ({ours[name]['avg']:.1f})" for name in ranked) + "."))
 save_results({"mode": MODE, "model": MODEL, "max_pairs_per_task": STS_PAIRS, "ours": ours, "paper_bert_base_table5": paper},
              OUTPUTS / "sts_comparison.json")
 (OUTPUTS / "sts_comparison.md").write_text(f"# STS comparison ({model_name}, {MODE} mode)\n\n## ours\n\n{format_comparison_table(ours)}\n\n"

@@ -159,8 +159,10 @@ EVAL_SEEDS = range(8, 14)
 
 
 def steps_replacing_best_model(reference: Path) -> list[int]:
-    """The evaluation steps whose STS-B dev score beats every earlier one."""
-    scores = [(r["step"], r["stsb_dev"]) for r in json.loads((reference / "history.json").read_text()) if "stsb_dev" in r]
+    """The evaluation steps whose STS-B dev score beats every earlier one. Step 0 (eval_at_start) is a
+    reference, never saved as best_model, so it is not a candidate to beat."""
+    history = json.loads((reference / "history.json").read_text())
+    scores = [(r["step"], r["stsb_dev"]) for r in history if "stsb_dev" in r and r["step"] > 0]
     return [step for i, (step, score) in enumerate(scores) if i > 0 and score > max(s for _, s in scores[:i])]
 
 
