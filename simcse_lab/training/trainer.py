@@ -48,6 +48,7 @@ from .config import CUDA_GRAPH_MODES, TrainConfig
 from .distributed import DistributedContext
 from .objectives import Objective, SBERTObjective, build_objective, objective_name
 from .schedule import linear_schedule
+from .snapshots import with_geometry_snapshots
 
 
 @dataclass
@@ -108,6 +109,7 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
     if resume_path is not None:
         restore_checkpoint(resume_path, state, step)
     evaluator = dev_evaluator(config, dist)
+    callbacks = with_geometry_snapshots(config, callbacks, evaluator, encoder, output_dir)
     save_steps = config.save_steps or config.eval_steps
 
     notify(callbacks, "on_train_begin", state)
