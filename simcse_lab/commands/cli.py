@@ -1,4 +1,4 @@
-"""`simcse-lab` (also `python -m simcse_lab`): train, evaluate, diagnose, pretrain, tour.
+"""`simcse-lab` (also `python -m simcse_lab`): train, evaluate, diagnose, explore, pretrain, tour.
 
 The train and evaluate flags are the official SimCSE train.py / evaluation.py names, so a command
 from the official README runs after changing `python train.py` to `simcse-lab train`. Flags of the
@@ -20,6 +20,7 @@ from pathlib import Path
 from ..errors import SimCSELabError
 from ..evaluation.sts import EVAL_BATCH_SIZE, EVAL_MAX_LENGTH
 from ..settings import add_dataclass_arguments
+from .explore import add_explore_arguments, run_explore
 
 IGNORED_OFFICIAL_FLAGS = {"--do_train": 0, "--do_eval": 0, "--load_best_model_at_end": 0, "--evaluation_strategy": 1,
                           "--eval_strategy": 1, "--metric_for_best_model": 1, "--save_strategy": 1}
@@ -79,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     tour.add_argument("--output_dir", default="outputs/tour")
     tour.add_argument("--max_steps", type=int, default=200)
     tour.add_argument("--data_dir")
+
+    add_explore_arguments(commands.add_parser("explore", help="one self-contained HTML page of models' embedding geometry, "
+                                                              "and how training reshaped it"))
 
     course = commands.add_parser("course", help="execute the notebook course and export HTML + figures")
     course.add_argument("--output_dir", default="outputs/course")
@@ -199,7 +203,7 @@ def run_course(args, argv) -> int:
 
 
 COMMANDS = {"train": run_train, "evaluate": run_evaluate, "diagnose": run_diagnose, "pretrain": run_pretrain,
-            "prepare-data": run_prepare_data, "tour": run_tour, "course": run_course}
+            "prepare-data": run_prepare_data, "tour": run_tour, "course": run_course, "explore": run_explore}
 
 if __name__ == "__main__":
     sys.exit(main())
