@@ -157,3 +157,9 @@ def test_cosine_histogram_from_cosines_and_embeddings(cloud):
     # every drawn cosine is a real off-diagonal entry of the cosine matrix
     off_diagonal = numpy_cosine(cloud)[~np.eye(30, dtype=bool)]
     assert np.all(np.min(np.abs(drawn[:, None] - off_diagonal[None, :]), axis=1) < 1e-12)
+
+
+def test_variance_share_is_what_the_sphere_projection_keeps(cloud):
+    kept = (viz.project(cloud, 3, "pca") ** 2).sum(1).mean()  # each unit row keeps |its top-3 coordinates|^2
+    assert viz.variance_share(cloud, 3) == pytest.approx(kept, rel=1e-9)
+    assert viz.variance_share(cloud, cloud.shape[1]) == pytest.approx(1.0) and 0 < viz.variance_share(cloud, 1) < viz.variance_share(cloud, 3)
