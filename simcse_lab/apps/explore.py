@@ -164,18 +164,20 @@ def stsb_dev_file(data_dir=None) -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
-def default_corpus(data_dir=None) -> Corpus:
-    """STS-B dev's distinct sentences coloured by genre when the data is there, else the built-in examples by topic."""
+def default_corpus(data_dir=None, max_pairs: int | None = None) -> Corpus:
+    """STS-B dev's distinct sentences (of its first max_pairs pairs) coloured by genre when the data is there, else the
+    built-in examples by topic."""
     path = stsb_dev_file(data_dir)
     if path is None:
         return Corpus(example_sentences(), "the built-in example sentences (no STS-B dev data: set SIMCSE_LAB_DATA)",
                       groups=example_sentences(groups=True), colour_by="topic")
     genre = {}
-    for (s1, s2, _), g in zip(read_stsb(path), read_stsb_genres(path)):
+    for (s1, s2, _), g in list(zip(read_stsb(path), read_stsb_genres(path)))[:max_pairs]:
         for s in (s1, s2):
             if s:
                 genre.setdefault(s, g.removeprefix("main-"))
-    return Corpus(list(genre), f"STS-B dev ({len(genre):,} distinct sentences)", groups=list(genre.values()), colour_by="genre")
+    pairs = f"its first {max_pairs:,} pairs' " if max_pairs else ""
+    return Corpus(list(genre), f"STS-B dev ({pairs}{len(genre):,} distinct sentences)", groups=list(genre.values()), colour_by="genre")
 
 
 # ---------------------------------------------------------------------- models and numbers
@@ -331,7 +333,7 @@ def explore(models: Sequence, sentences=None, pooler: str | Sequence[str | None]
         raise SimCSELabError(f"got {len(poolers)} poolers for {len(models)} models; pass one for all or one per model")
     clock = Stopwatch()
     started = time.perf_counter()
-    corpus = to_corpus(sentences, colour, data_dir).sample(max_sentences)
+    corpus = to_corpus(sentences, colour, data_dir, max_pairs).sample(max_sentences)
     if corpus.user_given:
         matrix, matrix_groups = corpus.sentences[:matrix_rows], None if corpus.groups is None else corpus.groups[:matrix_rows]
     else:
@@ -370,11 +372,11 @@ def explore(models: Sequence, sentences=None, pooler: str | Sequence[str | None]
     return result
 
 
-def to_corpus(sentences, colour: str | None, data_dir=None) -> Corpus:
+def to_corpus(sentences, colour: str | None, data_dir=None, max_pairs: int | None = None) -> Corpus:
     if sentences is None:
         if colour:
             raise SimCSELabError("--color names a column of your --sentences CSV; pass --sentences too")
-        return default_corpus(data_dir)
+        return default_corpus(data_dir, max_pairs)
     if isinstance(sentences, Corpus):
         return sentences
     if isinstance(sentences, (str, os.PathLike)):
