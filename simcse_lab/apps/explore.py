@@ -578,8 +578,10 @@ neighbours (cosine, over all shown sentences) in every model at once.</p>
 SCRIPT = r"""
 (function () {
   'use strict';
+  const timings = {script: performance.now()};  // ms since navigation: when each figure was drawn (benchmarks read it)
   const figures = JSON.parse(document.getElementById('explore-figures').textContent);
   const data = JSON.parse(document.getElementById('explore-data').textContent);
+  timings.parsed = performance.now();
   const config = {responsive: true, displaylogo: false};
   const drawn = {};
 
@@ -587,12 +589,14 @@ SCRIPT = r"""
     if (drawn[id]) return drawn[id];
     const div = document.getElementById(id), spec = figures[id];
     if (!div || !spec) return Promise.resolve(null);
+    const started = performance.now();
     drawn[id] = Plotly.newPlot(div, {data: spec.data, layout: spec.layout, frames: spec.frames || [], config: config}).then(function (gd) {
       if (id.indexOf('map-') === 0) gd.on('plotly_click', function (event) {
         const point = event.points && event.points[0];
         if (point && typeof point.customdata === 'number') select(point.customdata);
       });
       div.setAttribute('data-rendered', '1');
+      timings[id] = [started, performance.now()];
       return gd;
     });
     return drawn[id];
@@ -650,6 +654,6 @@ SCRIPT = r"""
     Promise.all(ids.map(draw)).then(function () { document.body.setAttribute('data-all-rendered', '1'); });
   }
   window.addEventListener('load', function () { setTimeout(drawRest, 50); });
-  window.simcseExplore = {select: select, draw: draw, figures: figures, data: data};
+  window.simcseExplore = {select: select, draw: draw, figures: figures, data: data, timings: timings};
 })();
 """
