@@ -48,7 +48,7 @@ PAGE = OUTPUTS / "explore.html"  # the same page `simcse-lab explore` writes: op
 # ## 1. The headline numbers
 #
 # Measured on STS-B dev (its pairs' gold scores give Spearman and alignment) when the data folder is set:
-# the same Spearman `simcse-lab evaluate --mode dev` reports. Lower alignment and uniformity are better;
+# the same Spearman the trainer's STS-B dev evaluation reports. Lower alignment and uniformity are better;
 # an average cosine near 1 and few directions above 0.1 of the singular spectrum mean a cone.
 
 # %%

@@ -7,7 +7,7 @@ and, for a model simcse_lab trained, how training moved its embeddings.
 
 The page is one HTML file (plotly.js inlined once; it needs no network) with:
 - the headline numbers of each model on a fixed sample that the page names: STS-B dev (its 1,500 pairs,
-  scored as `simcse-lab evaluate --mode dev` scores them) when the data is there, else the shown sentences;
+  scored as the trainer's dev evaluation and `evaluate_sts(encode, ["stsb"], "dev")` score them) when the data is there, else the shown sentences;
   with two or more models, a table of their differences;
 - the training replay of each model that has geometry snapshots (`simcse_lab.training.snapshots`): the
   sphere at every evaluation step under a slider, beside the alignment/uniformity trajectory (Figure 2);
@@ -263,7 +263,7 @@ def measure(encoder, source: str, corpus: Corpus, matrix: list[str], sample: Sam
     def encode(sentences: list[str]) -> np.ndarray:
         if progress:
             print(f"encoding {len(sentences):,} sentences with {name}", file=sys.stderr, flush=True)
-        # the batches and length `simcse-lab evaluate` uses, so the Spearman here is the one it reports
+        # the batches and length of `simcse-lab evaluate` and the trainer's dev evaluation: the same Spearman
         return encoder.encode(sentences, batch_size=EVAL_BATCH_SIZE, max_length=EVAL_MAX_LENGTH, show_progress=progress).numpy()
 
     started = time.perf_counter()
