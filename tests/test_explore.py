@@ -236,3 +236,15 @@ def test_the_default_sentences_are_stsb_dev_coloured_by_genre_or_the_examples(da
     sampled = Corpus([f"s{i}" for i in range(100)], "x").sample(10)
     assert len(sampled.sentences) == 10 and sampled.sentences == sorted(sampled.sentences, key=lambda s: int(s[1:]))
     assert "a random 10 of its 100" in sampled.source
+
+
+@pytest.mark.slow  # umap's first call compiles with numba: tens of seconds
+def test_the_corpus_map_can_be_umap(tiny_model_dir, tmp_path):
+    from simcse_lab.apps.examples import example_sentences
+
+    result = explore([tiny_model_dir], sentences=example_sentences(), output=tmp_path / "umap.html", map_method="umap", data_dir=tmp_path,
+                     progress=False)
+    assert result.views[0].map_coords.shape == (40, 2) and result.figures["map-0"].layout.xaxis.title.text == "UMAP 1"
+    assert "Corpus map (UMAP)" in result.path.read_text(encoding="utf-8")
+    with pytest.raises(SimCSELabError, match="unknown map projection"):
+        explore([tiny_model_dir], sentences=example_sentences(), output=None, map_method="tsne", progress=False)

@@ -334,11 +334,7 @@ def explore(models: Sequence, sentences=None, pooler: str | Sequence[str | None]
     clock = Stopwatch()
     started = time.perf_counter()
     corpus = to_corpus(sentences, colour, data_dir, max_pairs).sample(max_sentences)
-    if corpus.user_given:
-        matrix, matrix_groups = corpus.sentences[:matrix_rows], None if corpus.groups is None else corpus.groups[:matrix_rows]
-    else:
-        matrix, matrix_groups = matrix_examples()
-        matrix, matrix_groups = matrix[:matrix_rows], matrix_groups[:matrix_rows]
+    matrix = (corpus.sentences if corpus.user_given else matrix_examples()[0])[:matrix_rows]
     sample = headline_sample(corpus, data_dir, max_pairs)
     clock.add("read sentences", started)
 
@@ -358,7 +354,7 @@ def explore(models: Sequence, sentences=None, pooler: str | Sequence[str | None]
     clock.add(f"map ({map_method.upper()}) and neighbours", started)
 
     started = time.perf_counter()
-    figures = build_figures(viz, views, corpus, matrix, matrix_groups, sample, map_method)
+    figures = build_figures(viz, views, corpus, matrix, sample, map_method)
     clock.add("figures", started)
     result = ExploreResult(None, views, corpus, sample, figures, clock.timings)
     if output is not None:
@@ -388,7 +384,7 @@ def to_corpus(sentences, colour: str | None, data_dir=None, max_pairs: int | Non
     return Corpus(items, f"{len(items):,} given sentences", user_given=True)
 
 
-def build_figures(viz, views: list[ModelView], corpus: Corpus, matrix: list[str], matrix_groups, sample: Sample, map_method: str) -> dict:
+def build_figures(viz, views: list[ModelView], corpus: Corpus, matrix: list[str], sample: Sample, map_method: str) -> dict:
     """Every figure of the page, keyed by the id of its place there, in page order."""
     figures = {}
     hover = corpus.hover()
@@ -402,9 +398,9 @@ def build_figures(viz, views: list[ModelView], corpus: Corpus, matrix: list[str]
         figures["trajectories"] = viz.alignment_uniformity_figure(None, trajectories=replays,
                                                                   title="Alignment and uniformity during training (each run's probe sentences)")
     figures["spectrum"] = viz.spectrum_figure({v.name: v.sample_embeddings for v in views},
-                                              title=f"Singular value spectrum (normalised) · {sample.description}")
+                                              title=f"Singular value spectrum (normalised)<br><sup>{sample.description}</sup>")
     figures["histogram"] = viz.cosine_histogram({v.name: v.sample_embeddings for v in views},
-                                                title="Cosine similarity of 5,000 random sentence pairs")
+                                                title=f"Cosine similarity of 5,000 random sentence pairs<br><sup>{sample.description}</sup>")
     if sample.pairs is not None:
         cosines = {v.name: pair_cosines(normalized(v.sample_embeddings), sample.pairs) for v in views}
         figures["violins"] = viz.gold_bin_figure(cosines, sample.pairs.gold, title="Cosine by gold-score bin (STS-B dev)")
