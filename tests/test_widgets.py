@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import ipywidgets
@@ -54,7 +55,7 @@ def test_resolve_encoder_accepts_callable_encoder_and_path(tiny_model_dir):
 def test_similarity_explorer_heatmap_follows_the_textarea():
     encoder = BagOfWords()
     app = widgets.SimilarityExplorer(encoder, SENTENCES[:3])
-    assert isinstance(app, ipywidgets.VBox) and isinstance(app.figure, go.FigureWidget)
+    assert isinstance(app, ipywidgets.VBox) and isinstance(app.figure, go.Figure) and not isinstance(app.figure, go.FigureWidget)
     heat = app.figure.data[0]
     reference = numpy_cosine(encoder(SENTENCES[:3]).numpy())
     np.testing.assert_allclose(np.asarray(heat.z), reference, atol=1e-6)
@@ -89,7 +90,7 @@ def test_similarity_explorer_needs_two_sentences(text):
     assert app.plot.children == (app.message,)
     assert "at least two sentences" in app.message.value
     app.text.value = "\n".join(SENTENCES[:2])
-    assert app.plot.children == (app.figure,)
+    assert app.plot.children == (app.output,) and np.asarray(app.figure.data[0].z).shape == (2, 2)
 
 
 def test_nearest_neighbors_against_a_hand_loop():
@@ -170,6 +171,27 @@ def test_training_dashboard_without_state_history_and_throttled():
     assert len(dash.history) == 2 and list(dash.figure.data[0].y) == [1.0]
     dash.on_evaluate(state, {"step": 2, "stsb_dev": 50.0})  # evaluation always draws
     assert list(dash.figure.data[0].y) == [1.0, 0.5] and list(dash.figure.data[1].y) == [50.0]
+
+
+def test_training_dashboard_hears_of_snapshots_and_replays_them(tmp_path):
+    from simcse_lab.training.snapshots import SNAPSHOT_DIR
+
+    dash = widgets.TrainingDashboard()
+    state = SimpleNamespace(step=5, config=SimpleNamespace(output_dir=str(tmp_path)))
+    records = [{"step": 0, "uniformity": -0.5, "alignment": 0.05, "num_sentences": 3, "embeddings": "step-0.npy"},
+               {"step": 5, "uniformity": -1.25, "alignment": 0.2, "num_sentences": 3, "embeddings": "step-5.npy"}]
+    dash.on_snapshot(state, records)
+    assert "uniformity -0.500 → -1.250" in dash.geometry.value and "alignment 0.050 → 0.200" in dash.geometry.value
+    assert not dash.replay().frames  # nothing saved yet: a message, not an error
+    folder = tmp_path / SNAPSHOT_DIR
+    folder.mkdir()
+    (folder / "probe.json").write_text('{"sentences": ["a", "b", "c"], "left": [0], "right": [1], "gold": [4.0]}')
+    (folder / "steps.json").write_text(json.dumps(records))
+    rng = np.random.default_rng(0)
+    for r in records:
+        np.save(folder / r["embeddings"], rng.normal(size=(3, 5)).astype(np.float16))
+    fig = dash.replay()
+    assert [f.name for f in fig.frames] == ["0", "5"] and list(fig.data[2].x) == [-0.5, -1.25]
 
 
 def test_example_and_stsb_sentences(data_dir):

@@ -13,6 +13,8 @@ interactive apps. What the figures show, and where it comes from:
 - `alignment_uniformity_figure`: the l_align / l_uniform plane (SimCSE, Figures 2 and 3).
 - `training_curves`: loss, STS-B dev, alignment and uniformity against the training step.
 - `cosine_histogram`: cosines of random pairs, the anisotropy picture.
+- `replay_figure`: a training run's geometry snapshots, the sphere at each step beside the
+  alignment/uniformity trajectory (SimCSE, Figure 2), under one step slider.
 
 Scatter-type figures draw at most `MAX_POINTS` points (a fixed-seed random subset, in the original
 order) and say so in the title, so a browser never has to lay out 100k markers.
@@ -33,7 +35,8 @@ from ..errors import SimCSELabError, unknown_choice
 __all__ = [
     "MAX_POINTS", "MAX_HEATMAP_ROWS", "PROJECTIONS", "project", "subsample", "shorten", "message_figure",
     "sphere_figure", "map_figure", "similarity_heatmap", "spectrum_figure", "gold_bin_figure",
-    "alignment_uniformity_figure", "training_curves", "cosine_histogram", "ablation_figure",
+    "alignment_uniformity_figure", "training_curves", "cosine_histogram", "ablation_figure", "projection_share",
+    "replay_figure",
 ]
 
 MAX_POINTS = 3000  # scatter points drawn before subsampling kicks in
@@ -610,4 +613,88 @@ def slope_chart(series: Mapping[str, Sequence[float]], stages: Sequence[str], ti
                                  hovertemplate="%{x}: %{y:.2f}<extra>%{fullData.name}</extra>"))
     base_layout(fig, title or "What each stage adds", height=420, yaxis_title=yaxis_title,
                 legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0.0))
+    return fig
+
+
+def replay_figure(frames: Sequence[tuple[Mapping, object]], records: Sequence[Mapping], labels: Sequence[str] | None = None,
+                  title: str | None = None, height: int = 660) -> go.Figure:
+    """A training run replayed: its probe sentences on the unit sphere at each kept snapshot (left) and the
+    alignment/uniformity trajectory of every snapshot (right, SimCSE Figure 2, lower-left is better), with a
+    step slider (and play button) that moves the sphere and the marker on the trajectory together.
+
+    frames: [(record, (P, D) embeddings)] in step order; records: every snapshot record ({"step",
+    "alignment", "uniformity", ...}, simcse_lab.training.snapshots), the first normally the raw encoder at
+    step 0. Each frame is that step's own uncentred PCA (as `sphere_figure`), turned by the rotation that
+    best matches the frame before (orthogonal Procrustes), so the slider shows the points moving, not the
+    axes flipping; the title gives the share of variance the three axes keep. Colour: each point's cosine
+    to its step's mean direction (a cone is all red; spread-out embeddings mix red and blue).
+    """
+    if not frames:
+        raise SimCSELabError("replay_figure needs at least one frame: [(record, embeddings)]")
+    labels = check_labels(labels, as_numpy(frames[0][1]).shape[0], "labels")
+    spheres, colours, shares, previous = [], [], [], None
+    for _, embeddings in frames:
+        x = geometry.l2_normalize(geometry.as_float64(embeddings)).numpy()  # (P, D)
+        coords = project(x, 3, "pca")  # (P, 3)
+        if previous is not None:
+            u, _, vt = np.linalg.svd(coords.T @ previous)  # the rotation R minimising |coords R - previous|
+            coords = coords @ (u @ vt)
+        previous = coords
+        spheres.append(to_sphere(coords))
+        mean = x.mean(0)
+        colours.append(x @ (mean / max(np.linalg.norm(mean), 1e-12)))
+        shares.append(projection_share(x, 3))
+    align, unif, steps = trajectory_arrays([r for r in records if r.get("alignment") is not None and r.get("uniformity") is not None])
+
+    def frame_title(k: int) -> str:
+        record = frames[k][0]
+        numbers = [f"{name} {record[key]:{spec}}" for key, name, spec in
+                   (("spearman", "Spearman", ".1f"), ("alignment", "alignment", ".3f"), ("uniformity", "uniformity", ".3f"))
+                   if record.get(key) is not None]
+        step = record.get("step", k)
+        return with_notice(title or "Training replay", f"step {step}{' (raw encoder)' if step == 0 else ''} · PCA keeps "
+                           f"{100 * shares[k]:.0f}% of the variance · " + " · ".join(numbers))
+
+    def points(k: int) -> go.Scatter3d:
+        p = spheres[k]
+        return go.Scatter3d(x=p[:, 0], y=p[:, 1], z=p[:, 2], marker=dict(color=colours[k]))
+
+    def current(k: int) -> go.Scatter:
+        record = frames[k][0]
+        return go.Scatter(x=[record.get("uniformity")], y=[record.get("alignment")])
+
+    fig = make_subplots(rows=1, cols=2, specs=[[{"type": "scene"}, {"type": "xy"}]], column_widths=[0.55, 0.45],
+                        horizontal_spacing=0.08)
+    fig.add_trace(sphere_surface(), row=1, col=1)
+    first = spheres[0]
+    fig.add_trace(go.Scatter3d(x=first[:, 0], y=first[:, 1], z=first[:, 2], mode="markers", name="probe sentences", showlegend=False,
+                               text=[hover_text(t) for t in labels], hovertemplate="%{text}<extra></extra>",
+                               marker=dict(size=3.5, color=colours[0], colorscale=DIVERGING, cmin=-1, cmax=1, opacity=0.9,
+                                           colorbar=dict(title=dict(text="cosine to the mean direction", side="top"), orientation="h",
+                                                         thickness=10, len=0.3, x=0.27, xanchor="center", y=-0.02, yanchor="top"))),
+                  row=1, col=1)
+    fig.add_trace(go.Scatter(x=unif, y=align, mode="lines+markers", name="trajectory", customdata=steps, showlegend=False,
+                             line=dict(color=QUALITATIVE[0], width=2), marker=dict(size=6),
+                             hovertemplate="step %{customdata}<br>uniformity %{x:.3f}<br>alignment %{y:.3f}<extra></extra>"),
+                  row=1, col=2)
+    raw = [i for i, s in enumerate(steps) if s == 0]
+    fig.add_trace(go.Scatter(x=unif[raw], y=align[raw], mode="markers+text", text=["raw (step 0)"] * len(raw), textposition="top center",
+                             name="raw encoder", showlegend=False, marker=dict(size=11, color="#444", symbol="diamond"),
+                             hovertemplate="raw encoder<br>uniformity %{x:.3f}<br>alignment %{y:.3f}<extra></extra>"), row=1, col=2)
+    start = current(0)
+    fig.add_trace(go.Scatter(x=start.x, y=start.y, mode="markers", name="this step", showlegend=False, hoverinfo="skip",
+                             marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(width=3, color="#d62728"))), row=1, col=2)
+    fig.frames = [go.Frame(name=str(frames[k][0].get("step", k)), data=[points(k), current(k)], traces=[1, 4],
+                           layout=dict(title=dict(text=frame_title(k)))) for k in range(len(frames))]
+    animate = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
+    slider = dict(active=0, x=0.14, len=0.86, y=-0.12, yanchor="top", pad=dict(t=30, b=10), currentvalue=dict(prefix="step ", visible=True),
+                  steps=[dict(method="animate", label=f.name, args=[[f.name], animate]) for f in fig.frames])
+    play = dict(type="buttons", direction="left", x=0.0, y=-0.12, xanchor="left", yanchor="top", pad=dict(t=40), showactive=False,
+                buttons=[dict(label="▶ play", method="animate", args=[None, dict(animate, frame=dict(duration=700, redraw=True), fromcurrent=True)]),
+                         dict(label="❚❚ pause", method="animate", args=[[None], animate])])
+    axis = dict(range=[-1.05, 1.05], visible=False)
+    base_layout(fig, frame_title(0), height=height, sliders=[slider], updatemenus=[play],
+                scene=dict(xaxis=axis, yaxis=axis, zaxis=axis, aspectmode="cube", camera=dict(eye=dict(x=1.15, y=1.15, z=0.75))),
+                xaxis_title="l_uniform", yaxis_title="l_align")
+    fig.update_layout(margin=dict(l=10, r=20, t=90, b=150))
     return fig

@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 
 from .. import geometry
 from . import viz
+from .examples import EXAMPLE_SENTENCES, example_sentences, stsb_dev_sentences
 from ..errors import SimCSELabError, SimCSELabTypeError
 
 __all__ = [
@@ -136,6 +137,18 @@ def figure_widget(fig: go.Figure | None = None) -> go.FigureWidget:
     return go.FigureWidget(fig if fig is not None else viz.message_figure(""))
 
 
+def show_in(output: widgets.Output, fig: go.Figure) -> None:
+    """Show fig in an Output widget, replacing what it showed (in a kernel; elsewhere there is nothing to show)."""
+    from IPython import get_ipython  # noqa: PLC0415
+    from IPython.display import display  # noqa: PLC0415
+
+    if get_ipython() is None:
+        return
+    with output:
+        output.clear_output(wait=True)
+        display(fig)
+
+
 def refresh(target: go.FigureWidget, fig: go.Figure) -> None:
     """Replace a FigureWidget's traces and layout with those of fig, as one front-end update."""
     target.update(data=fig.data, layout=fig.layout, overwrite=True)
@@ -161,7 +174,9 @@ class SimilarityExplorer(widgets.VBox):
     """Type sentences (one per line); see their cosine heatmap and each one's nearest neighbours.
 
     Editing one line re-encodes only that line (embeddings are cached by sentence). The heatmap
-    updates when the text area loses focus, or on the Update button.
+    updates when the text area loses focus, or on the Update button. It is a plain figure shown in an
+    Output widget (`figure` is the one shown), not a FigureWidget: a saved notebook then keeps a few kB
+    of it instead of a FigureWidget's copy of plotly.js (5 MB each).
     """
 
     def __init__(self, model, sentences: Sequence[str] | None = None, k: int = 3):
@@ -173,9 +188,10 @@ class SimilarityExplorer(widgets.VBox):
                                      layout=widgets.Layout(width="100%"))
         self.button = widgets.Button(description="Update", button_style="primary", icon="refresh")
         self.status = Status()
-        self.figure = figure_widget()
+        self.figure = viz.message_figure("")
+        self.output = widgets.Output(layout=widgets.Layout(width="100%"))
         self.message = message_html(TOO_FEW)
-        self.plot = widgets.Box([self.figure], layout=widgets.Layout(width="100%"))
+        self.plot = widgets.Box([self.output], layout=widgets.Layout(width="100%"))
         self.neighbours = widgets.HTML()
         self.embeddings = np.zeros((0, 0), dtype=np.float32)
         self.similarity = np.zeros((0, 0))
@@ -200,8 +216,9 @@ class SimilarityExplorer(widgets.VBox):
         start = time.perf_counter()
         self.embeddings = self.embed(sentences, progress=self.status)
         self.similarity = geometry.cosine_matrix(self.embeddings).numpy()
-        refresh(self.figure, viz.similarity_heatmap(self.embeddings, sentences, title=f"Cosine similarity · {self.embed.name}"))
-        self.plot.children = (self.figure,)
+        self.figure = viz.similarity_heatmap(self.embeddings, sentences, title=f"Cosine similarity · {self.embed.name}")
+        show_in(self.output, self.figure)
+        self.plot.children = (self.output,)
         self.neighbours.value = neighbours_html(sentences, nearest_neighbors(self.similarity, self.k), "Nearest neighbours")
         self.status.done(f"{len(sentences)} sentences · {1000 * (time.perf_counter() - start):.0f} ms")
 
@@ -383,6 +400,9 @@ class TrainingDashboard(widgets.VBox):
     Implements on_train_begin / on_log / on_evaluate / on_train_end(state, ...) where state has
     step, max_steps and history (the list of records). Redraws at most every `min_interval`
     seconds on log steps (plotting must not slow training), and always on evaluation and at the end.
+    on_snapshot(state, records) hears of each geometry snapshot (simcse_lab.training.snapshots): the
+    line under the curves says how far the probe sentences moved from the raw encoder, and `replay()`
+    is the run's training replay, the figure `simcse-lab explore` shows for it.
     """
 
     def __init__(self, title: str = "Training", min_interval: float = 1.0):
@@ -393,7 +413,10 @@ class TrainingDashboard(widgets.VBox):
         self.progress = widgets.IntProgress(min=0, max=1, description="step", layout=widgets.Layout(width="60%"))
         self.status = widgets.HTML("waiting for training to start…")
         self.figure = figure_widget(viz.training_curves([], title=title))
-        super().__init__([widgets.HBox([self.progress, self.status]), self.figure])
+        self.snapshots: list[dict] = []
+        self.output_dir: str | None = None
+        self.geometry = widgets.HTML()
+        super().__init__([widgets.HBox([self.progress, self.status]), self.figure, self.geometry])
         self.add_class("simcse-training-dashboard")
 
     # --- callback protocol
@@ -410,6 +433,21 @@ class TrainingDashboard(widgets.VBox):
     def on_train_end(self, state) -> None:
         self.update(getattr(state, "history", self.history), getattr(state, "step", None), force=True)
         self.status.value += " · <b>done</b>"
+
+    def on_snapshot(self, state, records: list[dict]) -> None:
+        self.snapshots = list(records)
+        self.output_dir = getattr(getattr(state, "config", None), "output_dir", self.output_dir)
+        self.geometry.value = snapshot_summary(self.snapshots)
+
+    def replay(self, title: str | None = None) -> go.Figure:
+        """The run's training replay (`viz.replay_figure` over its geometry snapshots), once one snapshot is saved."""
+        from ..training.snapshots import load_replay  # noqa: PLC0415
+
+        replay = load_replay(self.output_dir) if self.output_dir else None
+        if replay is None or not replay.frames:
+            return viz.message_figure("no geometry snapshots yet: they are saved at step 0 and at each evaluation")
+        return viz.replay_figure([(r, replay.embeddings(r)) for r in replay.frames], replay.records, replay.probe.sentences,
+                                 title=title or f"Training replay · {self.title}")
 
     def _receive(self, state, record: dict, force: bool) -> None:
         history = getattr(state, "history", None)
@@ -441,6 +479,17 @@ class TrainingDashboard(widgets.VBox):
         self.status.value = training_summary(self.history, step, self.max_steps)
 
 
+def snapshot_summary(records: Sequence[dict]) -> str:
+    """How far the probe sentences moved: uniformity and alignment at step 0 and at the latest snapshot."""
+    if not records:
+        return ""
+    first, last = records[0], records[-1]
+    parts = [f"{key} {first[key]:.3f} → {last[key]:.3f}" for key in ("uniformity", "alignment")
+             if first.get(key) is not None and last.get(key) is not None]
+    return (f"<span style='color:#555'>probe ({last.get('num_sentences')} STS-B dev sentences), step {first['step']} → "
+            f"{last['step']}: {' · '.join(parts)}</span>")
+
+
 def training_summary(history: Sequence[dict], step, max_steps) -> str:
     parts = [f"step {step}" + (f" / {max_steps}" if max_steps else "")]
     losses = [r["loss"] for r in history if r.get("loss") is not None]
@@ -451,73 +500,6 @@ def training_summary(history: Sequence[dict], step, max_steps) -> str:
         best = max(dev, key=lambda d: d[0])
         parts.append(f"STS-B dev {dev[-1][0]:.2f} (best {best[0]:.2f} at step {best[1]})")
     return " · ".join(parts)
-
-
-# ---------------------------------------------------------------------- example data
-EXAMPLE_SENTENCES: tuple[tuple[str, str], ...] = (
-    ("animals", "A dog is running through the park."),
-    ("animals", "A puppy runs across the grass."),
-    ("animals", "The cat is sleeping on the sofa."),
-    ("animals", "A kitten naps on a couch."),
-    ("animals", "Two horses are grazing in a field."),
-    ("animals", "A bird is singing in the tree."),
-    ("music", "A man is playing the guitar."),
-    ("music", "Someone strums an acoustic guitar."),
-    ("music", "A woman is playing the piano."),
-    ("music", "The orchestra performed a symphony last night."),
-    ("music", "A girl is singing a song on stage."),
-    ("music", "The band released a new album."),
-    ("food", "A woman is slicing an onion."),
-    ("food", "Someone is cutting vegetables in the kitchen."),
-    ("food", "A man is eating a bowl of noodles."),
-    ("food", "The chef is frying eggs in a pan."),
-    ("food", "Fresh bread is baking in the oven."),
-    ("food", "They ordered pizza for dinner."),
-    ("sports", "A football player kicks the ball."),
-    ("sports", "The team scored a goal in the final minute."),
-    ("sports", "A tennis player serves the ball."),
-    ("sports", "Two men are playing basketball."),
-    ("sports", "A cyclist rides up a steep hill."),
-    ("sports", "The runner crossed the finish line first."),
-    ("weather", "It is raining heavily in the city."),
-    ("weather", "A storm is coming this afternoon."),
-    ("weather", "The sun is shining and the sky is clear."),
-    ("weather", "Snow covered the mountains overnight."),
-    ("weather", "Strong winds knocked down trees."),
-    ("weather", "It will be hot and sunny tomorrow."),
-    ("technology", "The new phone has a better camera."),
-    ("technology", "She is writing code on her laptop."),
-    ("technology", "The computer crashed during the update."),
-    ("technology", "Researchers trained a large language model."),
-    ("technology", "The website is down for maintenance."),
-    ("finance", "The stock market fell sharply today."),
-    ("finance", "Shares rose after the earnings report."),
-    ("finance", "The central bank raised interest rates."),
-    ("finance", "He opened a savings account at the bank."),
-    ("finance", "Inflation is higher than expected this year."),
-)
-
-
-def example_sentences(groups: bool = False) -> list[str]:
-    """The 40 built-in sentences (8 topics, with paraphrase pairs), or their topic labels."""
-    return [group if groups else sentence for group, sentence in EXAMPLE_SENTENCES]
-
-
-def stsb_dev_sentences(data_dir=None, limit: int | None = None) -> list[str] | None:
-    """Unique sentences of STS-B dev (both sides, file order), or None if no local data folder has it.
-
-    The data folder is the argument, else $SIMCSE_LAB_DATA; nothing is downloaded (the caller falls
-    back to `example_sentences`). STS-B dev is an evaluation split: fine for looking at, never for training.
-    """
-    from ..data.sts import read_stsb  # noqa: PLC0415
-    from ..paths import resolve_data_dir  # noqa: PLC0415
-
-    root = resolve_data_dir(data_dir)
-    path = root / "sts" / "STSBenchmark" / "sts-dev.csv" if root else None
-    if path is None or not path.is_file():
-        return None
-    sentences = dict.fromkeys(s for s1, s2, _ in read_stsb(path) for s in (s1, s2) if s)
-    return list(sentences)[:limit] if limit else list(sentences)
 
 
 def comparison_model(fallback: str) -> str:

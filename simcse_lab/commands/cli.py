@@ -1,4 +1,4 @@
-"""`simcse-lab` (also `python -m simcse_lab`): train, evaluate, diagnose, pretrain, tour.
+"""`simcse-lab` (also `python -m simcse_lab`): train, evaluate, diagnose, explore, pretrain, tour.
 
 The train and evaluate flags are the official SimCSE train.py / evaluation.py names, so a command
 from the official README or run scripts runs after changing `python train.py` to `simcse-lab train`.
@@ -22,6 +22,7 @@ from ..errors import SimCSELabError
 from ..evaluation.sts import EVAL_BATCH_SIZE, EVAL_MAX_LENGTH
 from ..settings import add_dataclass_arguments
 from . import official_flags
+from .explore import add_explore_arguments, run_explore
 
 TRAIN_ONLY_FLAGS = ("config", "no_progress", "help")  # simcse-lab train's flags besides TrainConfig's fields
 
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     tour.add_argument("--output_dir", default="outputs/tour")
     tour.add_argument("--max_steps", type=int, default=200)
     tour.add_argument("--data_dir")
+
+    add_explore_arguments(commands.add_parser("explore", help="one self-contained HTML page of models' embedding geometry, "
+                                                              "and how training reshaped it"))
 
     course = commands.add_parser("course", help="execute the notebook course and export HTML + figures")
     course.add_argument("--output_dir", default="outputs/course")
@@ -232,7 +236,7 @@ def run_course(args, argv) -> int:
 
 
 COMMANDS = {"train": run_train, "evaluate": run_evaluate, "diagnose": run_diagnose, "pretrain": run_pretrain,
-            "prepare-data": run_prepare_data, "tour": run_tour, "course": run_course}
+            "prepare-data": run_prepare_data, "tour": run_tour, "course": run_course, "explore": run_explore}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -119,6 +119,12 @@ def read_stsb(path: Path) -> list[Pair]:
     return pairs
 
 
+def read_stsb_genres(path: Path) -> list[str]:
+    """The genre (first column: main-captions, main-forums, main-news) of each pair `read_stsb` reads, in its order."""
+    return [fields[0] for fields in (line.strip().split("\t") for line in path.read_text(encoding="utf8").splitlines())
+            if len(fields) >= 7]
+
+
 def read_sick(path: Path) -> list[Pair]:
     lines = path.read_text(encoding="utf8").splitlines()[1:]  # header: pair_ID sentence_A sentence_B ...
     pairs = []

@@ -15,6 +15,7 @@ class DevEvaluator:
 
     def __init__(self, pairs: ScoredPairs, batch_size: int = EVAL_BATCH_SIZE, max_length: int = EVAL_MAX_LENGTH):
         self.pairs, self.batch_size, self.max_length = pairs, batch_size, max_length
+        self.embeddings = None  # the last call's (N, D), of pairs.sentences: geometry snapshots take theirs from it
 
     @classmethod
     def stsb_dev(cls, data_dir=None, max_pairs: int | None = None) -> "DevEvaluator":
@@ -23,4 +24,5 @@ class DevEvaluator:
     def __call__(self, encoder) -> dict[str, float]:
         embeddings = encoder.encode(self.pairs.sentences, batch_size=self.batch_size, max_length=self.max_length,
                                     show_progress=False)
+        self.embeddings = embeddings
         return {"stsb_dev": score_pairs(normalized(embeddings), self.pairs, "stsb (dev)"), **pair_geometry(embeddings, self.pairs)}

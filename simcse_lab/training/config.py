@@ -60,6 +60,7 @@ BOUNDS = {
     "augmentation_ratio": SHARE,
     "max_train_samples": Bounds(1),
     "eval_max_pairs": Bounds(2),
+    "geometry_snapshots": Bounds(2, also=(0,), why="uniformity needs two sentences"),
 }
 
 
@@ -118,6 +119,7 @@ class TrainConfig:
     on_nonfinite: str = "stop"  # what a NaN/inf loss does: stop (keep the last good checkpoint) or skip the batch
     max_train_samples: int | None = None  # use only the first N rows of the train file (quick runs)
     eval_max_pairs: int | None = None  # evaluate on the first N STS-B dev pairs only (smoke runs)
+    geometry_snapshots: int = 512  # STS-B dev sentences whose fp16 embeddings are kept at each evaluation, for explore's replay (0 = off)
     show_progress: bool = True  # tqdm progress bar
 
     def __post_init__(self):

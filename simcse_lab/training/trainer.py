@@ -50,6 +50,7 @@ from .distributed import DistributedContext
 from .objectives import Objective, SBERTObjective, build_objective, objective_name
 from .sampling import StepPlan
 from .schedule import schedule_factor
+from .snapshots import with_geometry_snapshots
 
 
 @dataclass
@@ -112,6 +113,7 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
     if resume_path is not None:
         restore_checkpoint(resume_path, state, step)
     evaluator = dev_evaluator(config, dist)
+    callbacks = with_geometry_snapshots(config, callbacks, evaluator, encoder, output_dir)
     save_steps = config.save_steps or config.eval_steps
 
     notify(callbacks, "on_train_begin", state)
