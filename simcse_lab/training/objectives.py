@@ -27,6 +27,7 @@ from ..losses import sup_simcse_loss, unsup_simcse_loss
 from ..models.batches import TokenizedColumn, collate
 from ..models.bert_forward import host_packing_pays, real_token_positions
 from ..models.device import training_autocast
+from .followup_objectives import build_method
 from .gradcache import CachedEmbeddings, split_batch
 from .sbert import SBERTHead, sbert_classification_loss
 
@@ -66,15 +67,18 @@ class SimCSEObjective(Objective):
     (the paper's Table 1; simcse_lab.augment) instead of the same sentence again.
     pad_multiple: batch widths are rounded up to a multiple of it (static shapes for torch.compile).
     mlm_head / mlm_weight: the auxiliary MLM loss on the first view (simcse_lab.training.mlm).
+    method: a follow-up of SimCSE (ESimCSE, MixCSE, ArcCSE, PromptBERT: simcse_lab.training.followup_objectives),
+        which then computes each step's loss; None is SimCSE itself.
     """
 
     def __init__(self, encoder, columns, device, dist, mode: str, temperature: float = 0.05, hard_negative_weight: float = 0.0,
                  pad_multiple: int = 1, augmentation: tuple[str, float, list[str], int] | None = None,
-                 mlm_head: nn.Module | None = None, mlm_weight: float = 0.1):
+                 mlm_head: nn.Module | None = None, mlm_weight: float = 0.1, method: nn.Module | None = None):
         super().__init__(encoder, columns, device, dist)
         self.mode, self.temperature, self.hard_negative_weight = mode, temperature, hard_negative_weight
         self.pad_multiple, self.augmentation = pad_multiple, augmentation
         self.mlm_head, self.mlm_weight = mlm_head, mlm_weight
+        self.method = method
 
     @property
     def views(self) -> int:
@@ -97,6 +101,8 @@ class SimCSEObjective(Objective):
         return collate([self.columns[0].select(rows), column], np.arange(len(rows)), self.pad_multiple)
 
     def loss(self, model, rows) -> torch.Tensor:
+        if self.method is not None:
+            return self.method.loss(self, model, rows)
         ids, mask = self.batch(rows)
         positions = self.host_token_positions(mask)
         ids, mask = self.to_device(ids, mask)
@@ -190,7 +196,7 @@ def build_objective(config, data: TrainingData, encoder, device: torch.device, d
         augmentation = (config.augmentation, config.augmentation_ratio, [row[0] for row in data.rows], config.seed)
     options = dict(mode=data.mode, temperature=config.temp, hard_negative_weight=config.hard_negative_weight,
                    pad_multiple=8 if config.torch_compile else 1, augmentation=augmentation, mlm_head=mlm_head,
-                   mlm_weight=config.mlm_weight)
+                   mlm_weight=config.mlm_weight, method=build_method(config, data, encoder, columns))
     if config.gradient_cache_chunk_size:
         return CachedSimCSEObjective(encoder, columns, device, dist, chunk_size=config.gradient_cache_chunk_size,
                                      autocast=training_autocast(device, config.bf16, config.fp16), **options).to(device)
