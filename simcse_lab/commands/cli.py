@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="STS evaluation in the SentEval 'all' protocol (official evaluation.py)")
     evaluate.add_argument("--model_name_or_path", required=True)
-    evaluate.add_argument("--pooler", choices=None, help="override the saved pooler (cls, cls_before_pooler, avg, avg_top2, avg_first_last)")
+    evaluate.add_argument("--pooler", choices=None, help="override the saved pooler (cls, cls_before_pooler, avg, avg_top2, avg_first_last, mask)")
     evaluate.add_argument("--mode", default="test", help="test (7 tasks), dev (STS-B and SICK-R dev) or fasttest (= test)")
     evaluate.add_argument("--task_set", default="sts", help="sts (the only set simcse_lab evaluates)")
     evaluate.add_argument("--tasks", nargs="+", help="a subset of: sts12 sts13 sts14 sts15 sts16 stsb sickr")
