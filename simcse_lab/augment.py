@@ -132,12 +132,13 @@ def word_repetition(tokens: Sequence[Token], dup_rate: float, rng: random.Random
         dup_set = dup_len positions drawn uniformly without replacement
         x+      = x with every x_i, i in dup_set, written twice in place: (..., x_i, x_i, ...)
 
-    dup_rate is the *largest* share of the tokens repeated (paper: 0.32 for BERT-base; the share drawn is
+    dup_rate is the *largest* share of the tokens repeated (0.32 for BERT-base in the official run.sh; the share drawn is
     uniform up to it), so x+ is 0 to dup_len tokens longer than x and keeps x's order. Pass the sentence's
     tokens without the special tokens ([CLS], [SEP]), which the paper's subword sequence does not have. The
     official code (caskcsg/sentemb, ESimCSE/train.py, dup_type bpe) draws dup_len with
-    `random.randrange(min(10, int(dup_rate * len)))` over the sequence with its special tokens instead: at
-    most 9, and below the paper's bound by one; this function follows the paper's formula.
+    `random.randrange(min(10, int(dup_rate * len)))`, len counting the special tokens: at most
+    min(9, int(dup_rate * len) - 1) tokens, and none when int(dup_rate * len) is 0. This function follows the
+    paper's bound instead, which repeats up to 2 tokens of any sentence.
     """
     tokens = list(tokens)
     dup_len = rng.randint(0, repetition_count_limit(len(tokens), dup_rate))

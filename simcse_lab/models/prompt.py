@@ -11,9 +11,9 @@ the template's tokens before [X] and after it. The template is tokenised in two 
 "[X]" and the text after it, with "[MASK]" replaced by the tokenizer's mask token. The sentence pooler
 "mask" (simcse_lab.models.pooling) reads the state at the [MASK] token.
 
-Template denoising (the paper's Sec. 5, training only). The [MASK] state also carries the template's own
-bias; PromptBERT subtracts it: h - h_t, where h_t is the [MASK] state of the template alone, with the
-sentence taken out but every template token keeping the position id it has around the sentence, so that
+Template denoising (the paper's unsupervised objective; training only). The [MASK] state also carries
+the template's own bias; PromptBERT subtracts it: h - h_t, where h_t is the [MASK] state of the template
+alone, with the sentence taken out but every template token keeping the position id it has around the sentence, so that
 the suffix of a sentence of L tokens starts at position P + 1 + L (`template_only`). The official code
 (kongds/Prompt-BERT, prompt_bert/models.py, `get_delta`) computes h_t the same way, for every length, and
 subtracts the one of each sentence's length. simcse_lab.training.followup_objectives uses it in training;

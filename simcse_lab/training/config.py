@@ -97,14 +97,14 @@ class TrainConfig:
     augmentation: str = "none"  # unsup only: none | crop | word_deletion | delete_one_word (paper Table 1)
     augmentation_ratio: float = 0.1  # crop / deletion ratio for the augmentations above
     method: str = "simcse"  # simcse | esimcse | mixcse | arccse | promptbert: a follow-up of SimCSE (unsup; simcse_lab.training.followup_objectives)
-    dup_rate: float = 0.32  # esimcse: the largest share of a sentence's tokens repeated in its positive (paper: 0.32)
+    dup_rate: float = 0.32  # esimcse: the largest share of a sentence's tokens repeated in its positive (official run.sh: 0.32)
     queue_size: int = 160  # esimcse: momentum-encoded negatives kept from earlier batches (official: 160 = 2.5 x batch 64)
     momentum: float = 0.995  # esimcse: the momentum encoder's EMA weight, theta_m <- m theta_m + (1 - m) theta (official: 0.995)
     mix_lambda: float = 0.2  # mixcse: the positive's weight in each mixed hard negative (official: 0.2)
     arc_margin: float = 10.0  # arccse: the angular margin on the positive, in degrees (10 = pi/18)
     prompt_template: str = DEFAULT_TEMPLATE  # promptbert: the first view's template and the one the saved model embeds with
     prompt_template2: str = SECOND_TEMPLATE  # promptbert: the second view's template
-    template_denoising: bool = True  # promptbert: subtract each template's own [MASK] state in training (paper Sec. 5)
+    template_denoising: bool = True  # promptbert: subtract each template's own [MASK] state in training (PromptBERT's unsup objective)
     resume_from_checkpoint: str | None = None  # a checkpoint dir, or "auto" for the newest in output_dir
     overwrite_output_dir: bool = False  # allow an output_dir that already holds files
     data_dir: str | None = None  # where STS-B dev is read; default $SIMCSE_LAB_DATA, else the hub

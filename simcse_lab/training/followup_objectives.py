@@ -223,7 +223,7 @@ class ArcCSE(FollowUp):
 # ---------------------------------------------------------------------- PromptBERT
 class PromptBERT(FollowUp):
     """PromptBERT's unsupervised objective (Jiang, Jiao, Huang, Zhang, Wang, Zhuang, Wei, Huang, Deng & Zhang,
-    EMNLP 2022, "PromptBERT: Improving BERT Sentence Embeddings with Prompts", Sec. 5):
+    EMNLP 2022, "PromptBERT: Improving BERT Sentence Embeddings with Prompts"):
 
     - the sentence embedding is the [MASK] state of a template (the encoder's "mask" pooler);
     - the two views of a sentence are two *templates* (prompt_template, prompt_template2), each with dropout;
@@ -254,10 +254,10 @@ class PromptBERT(FollowUp):
         nn.init.zeros_(self.head.dense.bias)
         encoder.prompt = self.templates[0]  # what the encoder embeds with: dev evaluation, the saved model
 
-    def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[np.ndarray]]:
+    def batch(self, rows: np.ndarray, pad_multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[np.ndarray]]:
         """The host batch: ids, mask and position ids of [view 1; view 2; the template-only rows], and for each
         view the row of its template-only state (one per template and sentence length in the batch)."""
-        ids, mask = collate(self.views, rows, 1)  # (2B, T)
+        ids, mask = collate(self.views, rows, pad_multiple)  # (2B, T)
         if not self.denoise:
             return ids, mask, None, []
         pieces, index, start = [], [], 2 * len(rows)
@@ -275,7 +275,7 @@ class PromptBERT(FollowUp):
 
     def embed_views(self, objective, model, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Each view's (denoised) [MASK] states, before the training head and before gathering: (B, D) twice."""
-        ids, mask, positions, index = self.batch(rows)
+        ids, mask, positions, index = self.batch(rows, objective.pad_multiple)
         states = embed_local(objective, model, ids, mask, positions)  # (2B + U, D) [MASK] states
         views = states[: 2 * len(rows)].chunk(2)
         if not self.denoise:
