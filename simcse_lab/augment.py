@@ -12,12 +12,18 @@ Text augmentations (the paper's Table 1 comparison, STS-B dev, BERT-base):
 Here each augmentation makes the second view from the first; dropout stays on, as in the paper.
 "same_mask" is the dropout control of the paper's Table 3 ("fixed 0.1", 43.6): one mask for both views.
 Synonym replacement needs a thesaurus and MLM replacement a second model; they are left out.
+
+Word repetition (ESimCSE, Wu et al., COLING 2022, Sec. 3.1). Dropout views of one sentence have the same
+length, and a Transformer sees the length through its position embeddings, so SimCSE's positives all
+share their length. ESimCSE edits the positive so that it does not: repeat a few of its subword tokens in
+place. `word_repetition` works on token ids (the paper's subword sequence x = {x_1, ..., x_N}), and
+`simcse_lab.training.followup_objectives` applies it to the second view of `--method esimcse`.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from typing import Sequence, TypeVar
 
 import torch
 
@@ -27,6 +33,7 @@ TEXT_AUGMENTATIONS = ("crop", "word_deletion", "delete_one_word")
 # "same_mask" edits no text: both views share ONE dropout mask (the batch is encoded once and its embeddings used
 # twice), the paper's "fixed 0.1" of Table 3: positives are identical, so nothing but the negatives is learned.
 AUGMENTATIONS = ("none", *TEXT_AUGMENTATIONS, "same_mask")
+Token = TypeVar("Token")
 
 
 def duplicate_batch(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,3 +121,35 @@ def augment(sentence: str, name: str, ratio: float, rng: random.Random) -> str:
     if name not in functions:
         raise unknown_choice("augmentation", name, AUGMENTATIONS)
     return functions[name](sentence, ratio, rng)
+
+
+def repetition_count_limit(num_tokens: int, dup_rate: float) -> int:
+    """The most tokens word repetition duplicates in a sequence of N tokens: max(2, int(dup_rate * N)) (ESimCSE,
+    Sec. 3.1), and never more than N."""
+    return min(num_tokens, max(2, int(dup_rate * num_tokens)))
+
+
+def word_repetition(tokens: Sequence[Token], dup_rate: float, rng: random.Random) -> list[Token]:
+    """ESimCSE's word repetition (Wu et al., COLING 2022, Sec. 3.1) of one subword sequence x = (x_1, ..., x_N):
+
+        dup_len ~ Uniform{0, 1, ..., max(2, int(dup_rate * N))}
+        dup_set = dup_len positions drawn uniformly without replacement
+        x+      = x with every x_i, i in dup_set, written twice in place: (..., x_i, x_i, ...)
+
+    dup_rate is the *largest* share of the tokens repeated (0.32 for BERT-base in the official run.sh; the share drawn is
+    uniform up to it), so x+ is 0 to dup_len tokens longer than x and keeps x's order. Pass the sentence's
+    tokens without the special tokens ([CLS], [SEP]), which the paper's subword sequence does not have. The
+    official code (caskcsg/sentemb, ESimCSE/train.py, dup_type bpe) draws dup_len with
+    `random.randrange(min(10, int(dup_rate * len)))`, len counting the special tokens: at most
+    min(9, int(dup_rate * len) - 1) tokens, and none when int(dup_rate * len) is 0. This function follows the
+    paper's bound instead, which repeats up to 2 tokens of any sentence.
+    """
+    tokens = list(tokens)
+    dup_len = rng.randint(0, repetition_count_limit(len(tokens), dup_rate))
+    repeated = set(rng.sample(range(len(tokens)), dup_len))
+    out = []
+    for i, token in enumerate(tokens):
+        out.append(token)
+        if i in repeated:
+            out.append(token)
+    return out

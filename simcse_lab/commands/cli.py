@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="STS evaluation in the SentEval 'all' protocol (official evaluation.py)")
     evaluate.add_argument("--model_name_or_path", required=True)
-    evaluate.add_argument("--pooler", choices=None, help="cls, cls_before_pooler, avg, avg_top2 or avg_first_last; default: the "
+    evaluate.add_argument("--pooler", choices=None, help="cls, cls_before_pooler, avg, avg_top2, avg_first_last or mask (PromptBERT); default: the "
                           "checkpoint's own (avg for a model that records none, where the official evaluation.py defaults to cls; "
                           "cls reads the checkpoint's pooler_output, as officially)")
     evaluate.add_argument("--mode", default="test", help="test (7 tasks), dev (STS-B and SICK-R dev) or fasttest (= test)")

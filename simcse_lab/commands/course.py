@@ -38,7 +38,8 @@ from typing import Sequence
 
 from ..errors import SimCSELabError, unknown_choice
 
-NOTEBOOKS = ("01_anisotropy.ipynb", "02_unsupervised_simcse.ipynb", "03_supervised_simcse.ipynb", "04_geometry_explorer.ipynb")
+NOTEBOOKS = ("01_anisotropy.ipynb", "02_unsupervised_simcse.ipynb", "03_supervised_simcse.ipynb", "04_geometry_explorer.ipynb",
+             "05_beyond_simcse.ipynb")
 MODES = ("smoke", "quick", "medium", "full")
 FIGURE_FORMATS = ("png+svg", "png", "svg", "html", "none")
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -33,14 +33,16 @@ class TokenizedColumn:
         return TokenizedColumn(self.ids[rows], self.lengths[rows])
 
 
-def tokenized_slabs(tokenizer, sentences: Sequence[str], slab: int, max_length: int,
-                    prefetch: bool = False) -> Iterator[tuple[int, TokenizedColumn]]:
+def tokenized_slabs(tokenizer, sentences: Sequence[str], slab: int, max_length: int, prefetch: bool = False,
+                    transform: Callable[[TokenizedColumn], TokenizedColumn] | None = None) -> Iterator[tuple[int, TokenizedColumn]]:
     """(start, column) for each slab of `slab` sentences. prefetch: the next slab is tokenised in a background
-    thread while the caller works on this one (for a GPU, which then never waits on the tokenizer)."""
+    thread while the caller works on this one (for a GPU, which then never waits on the tokenizer).
+    transform: applied to each tokenised slab (a prompt template: simcse_lab.models.prompt)."""
     starts = range(0, len(sentences), slab)
 
     def tokenize(start: int) -> TokenizedColumn:
-        return TokenizedColumn.from_sentences(tokenizer, sentences[start : start + slab], max_length)
+        column = TokenizedColumn.from_sentences(tokenizer, sentences[start : start + slab], max_length)
+        return column if transform is None else transform(column)
 
     if not prefetch:
         for start in starts:

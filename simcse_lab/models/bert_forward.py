@@ -118,7 +118,8 @@ def host_packing_pays(attention_mask: torch.Tensor) -> bool:
 def bert_hidden_states(backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                        token_type_ids: torch.Tensor | None = None, all_layers: bool = False,
                        pack: bool = True, first_token_only: bool = False,
-                       token_positions: torch.Tensor | None = None, onednn: bool = True) -> tuple[torch.Tensor, ...]:
+                       token_positions: torch.Tensor | None = None, onednn: bool = True,
+                       positions: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """BertModel's hidden states, (B, T, H) each: zeros at padding positions when packed, what BertModel
     computes there in the dense layout.
 
@@ -130,7 +131,8 @@ def bert_hidden_states(backbone: nn.Module, input_ids: torch.Tensor, attention_m
     every sentence (right padding). token_positions: the packed layout's (N,) flat indices of the real
     tokens (`real_token_positions`), computed on the host; without them packing finds them on the device
     (`nonzero`: a device sync on a GPU). onednn: fp32 linear layers on the CPU through oneDNN (False: torch's
-    default BLAS, for comparisons).
+    default BLAS, for comparisons). positions: (B, T) position ids to use instead of the backbone's own
+    numbering (as `position_ids` of BertModel's forward).
     """
     if first_token_only and all_layers:
         raise ValueError("first_token_only gives the last layer's [CLS] state only; all_layers asks for every state")
@@ -141,7 +143,7 @@ def bert_hidden_states(backbone: nn.Module, input_ids: torch.Tensor, attention_m
     embeddings = backbone.embeddings
     ids = layout.gather(input_ids.reshape(-1))  # (N,)
     types = torch.zeros_like(ids) if token_type_ids is None else layout.gather(token_type_ids.reshape(-1))
-    positions = position_ids(backbone, input_ids, layout)
+    positions = position_ids(backbone, input_ids, layout) if positions is None else layout.gather(positions.reshape(-1))
     h = embeddings.word_embeddings(ids) + embeddings.token_type_embeddings(types) + embeddings.position_embeddings(positions)
     h = dropout(embeddings.LayerNorm(h), embeddings.dropout)  # (N, H)
 

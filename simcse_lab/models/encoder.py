@@ -16,10 +16,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import SimCSELabError, SimCSELabTypeError, unknown_choice
-from .batches import collate, tokenized_slabs
+from .batches import TokenizedColumn, collate, tokenized_slabs
 from .bert_forward import POSITION_SCHEMES, bert_hidden_states, supports_own_forward, worth_packing
 from .device import autocast_for, pick_device
 from .pooling import FIRST_TOKEN_POOLERS, NEEDS_ALL_LAYERS, POOLERS, MLPHead, check_pooler, pool
+from .prompt import DEFAULT_TEMPLATE, PromptTemplate
 
 __all__ = ["SimCSEEncoder", "POOLERS", "BERT_FORWARDS"]
 
@@ -33,6 +34,8 @@ class SimCSEEncoder(nn.Module):
     pooler: one of POOLERS (simcse_lab.models.pooling); with "cls" an MLP head (Linear + tanh) sits on
         the [CLS] state, freshly initialised unless `mlp` is given; mlp_only_train drops it at inference.
     postprocess: an encode-time transform (whitening, flow: simcse_lab.models.postprocess) or None.
+    prompt: with the "mask" pooler (PromptBERT), the template every sentence is read through: a
+        PromptTemplate or its text (simcse_lab.models.prompt; default DEFAULT_TEMPLATE); ignored otherwise.
     bert_forward: "auto" | "own" | "transformers" (see the property); onednn: the own CPU forward's
         linear layers through oneDNN (False: torch's default BLAS, for comparisons).
     name_or_path, training_config, pooler_reason: where the encoder came from, how it was trained (saved
@@ -48,6 +51,7 @@ class SimCSEEncoder(nn.Module):
         mlp: MLPHead | None = None,
         *,
         postprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        prompt: PromptTemplate | str | None = None,
         bert_forward: str = "auto",
         onednn: bool = True,
         name_or_path: str | None = None,
@@ -66,6 +70,9 @@ class SimCSEEncoder(nn.Module):
             nn.init.zeros_(mlp.dense.bias)
         self.mlp = mlp
         self.postprocess = postprocess
+        self.prompt = None
+        if self.pooler == "mask":
+            self.prompt = prompt if isinstance(prompt, PromptTemplate) else PromptTemplate.from_text(prompt or DEFAULT_TEMPLATE, tokenizer)
         self.bert_forward = bert_forward
         self.onednn = bool(onednn)
         self.name_or_path = name_or_path
@@ -126,12 +133,13 @@ class SimCSEEncoder(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                token_positions: torch.Tensor | None = None) -> torch.Tensor:
+                token_positions: torch.Tensor | None = None, position_ids: torch.Tensor | None = None) -> torch.Tensor:
         """input_ids, attention_mask: (B, T) -> sentence embeddings (B, H).
 
         token_positions: for simcse_lab's own forward off the CPU, the (N,) flat indices of the real tokens,
         computed on the host (`bert_forward.real_token_positions`); the batch then runs padding-free (packed)
-        without a device sync. It needs a real token at position 0 of every row. Other paths ignore it."""
+        without a device sync. It needs a real token at position 0 of every row. Other paths ignore it.
+        position_ids: (B, T) position ids other than the backbone's own (PromptBERT's template denoising)."""
         all_layers = self.pooler in NEEDS_ALL_LAYERS
         if self.runs_own_forward(input_ids.device):
             # packing reads the mask on the host: on the CPU that is free, on a GPU a sync, so a GPU batch packs
@@ -143,19 +151,29 @@ class SimCSEEncoder(nn.Module):
             first_token_only = self.pooler in FIRST_TOKEN_POOLERS and (
                 not pack or token_positions is not None or bool(attention_mask[:, 0].all()))
             states = bert_hidden_states(self.backbone, input_ids, attention_mask, token_type_ids, all_layers, pack=pack,
-                                        first_token_only=first_token_only, token_positions=token_positions, onednn=self.onednn)
+                                        first_token_only=first_token_only, token_positions=token_positions, onednn=self.onednn,
+                                        positions=position_ids)
         else:
             inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
             if token_type_ids is not None:
                 inputs["token_type_ids"] = token_type_ids
+            if position_ids is not None:
+                inputs["position_ids"] = position_ids
             out = self.backbone(**inputs, output_hidden_states=all_layers, return_dict=True)
             states = out.hidden_states if all_layers else (out.last_hidden_state,)
-        z = pool(self.pooler, states, attention_mask)  # (B, H)
+        z = pool(self.pooler, states, attention_mask, self.prompt.after_mask if self.prompt else None)  # (B, H)
         return self.mlp(z) if self.uses_mlp else z
 
     def tokenize(self, sentences: Sequence[str], max_length: int = 128):
         """Padded, truncated tensors for a list of sentences (longer ones are cut at max_length tokens,
-        and never beyond what the model's position embeddings allow)."""
+        and never beyond what the model's position embeddings allow); with a prompt, templated."""
+        if self.prompt is not None:
+            from transformers import BatchEncoding  # noqa: PLC0415
+
+            column = self.prompt.apply(TokenizedColumn.from_sentences(self.tokenizer, list(sentences), min(max_length, self.max_tokens)),
+                                       self.max_tokens)
+            input_ids, attention_mask = collate([column], np.arange(len(column)))
+            return BatchEncoding({"input_ids": input_ids, "attention_mask": attention_mask})
         return self.tokenizer(list(sentences), padding=True, truncation=True, max_length=min(max_length, self.max_tokens),
                               return_tensors="pt")
 
@@ -209,7 +227,8 @@ class SimCSEEncoder(nn.Module):
         show_progress = num_batches > 10 if show_progress is None else show_progress
         slab = batch_size * max(1, 16384 // batch_size)
         pin = device.type == "cuda"
-        slabs = tokenized_slabs(self.tokenizer, sentences, slab, max_length, prefetch=device.type != "cpu")
+        template = None if self.prompt is None else (lambda column: self.prompt.apply(column, self.max_tokens))
+        slabs = tokenized_slabs(self.tokenizer, sentences, slab, max_length, prefetch=device.type != "cpu", transform=template)
         chunks, order = [], []
         try:
             with torch.inference_mode(), autocast_for(device), tqdm(total=num_batches, desc="encode", disable=not show_progress,

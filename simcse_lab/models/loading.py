@@ -2,7 +2,8 @@
 
 The pooler is taken from the first of these that applies, and the encoder records which one
 (`encoder.pooler_reason`):
-1. a directory saved by simcse_lab (it has `simcse_config.json`): the saved pooler and MLP head;
+1. a directory saved by simcse_lab (it has `simcse_config.json`): the saved pooler and MLP head (and the
+   prompt template of the mask pooler);
 2. a sentence-transformers directory (`1_Pooling/config.json`): its pooling mode (mean -> avg,
    cls -> cls_before_pooler);
 3. an official SimCSE checkpoint, recognised by its name as the official `simcse/tool.py` does
@@ -92,7 +93,7 @@ def load_encoder(cls, name_or_path, pooler=None, mlp_only_train=None, device=Non
 
         postprocess = load_postprocess(local)
     encoder = cls(backbone, tokenizer, pooler=choice.pooler, mlp_only_train=choice.mlp_only_train, mlp=mlp,
-                  postprocess=postprocess, bert_forward=bert_forward, name_or_path=name,
+                  postprocess=postprocess, prompt=(saved or {}).get("prompt_template"), bert_forward=bert_forward, name_or_path=name,
                   training_config=(saved or {}).get("training", {}), pooler_reason=choice.reason)
     return encoder.to(device)
 

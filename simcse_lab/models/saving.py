@@ -1,8 +1,9 @@
 """What `SimCSEEncoder.save_pretrained` writes, so that three loaders read it without converters.
 
 - Hugging Face format (safetensors + config + tokenizer): `transformers.AutoModel` loads it as is.
-- `simcse_config.json`: the pooler, whether the MLP head is used at inference, the max length, and
-  the training settings; `SimCSEEncoder.from_pretrained` reads it back.
+- `simcse_config.json`: the pooler, whether the MLP head is used at inference, the max length, the
+  prompt template of the mask pooler (PromptBERT), and the training settings; `SimCSEEncoder.from_pretrained`
+  reads it back.
 - sentence-transformers module files (`modules.json`, `1_Pooling/`, `2_Dense/`), so that
   `SentenceTransformer(dir)` loads it with the right pooling.
 - The MLP head, when there is one, in `2_Dense/` and mirrored into the BERT pooler weights (the
@@ -42,6 +43,7 @@ def save_encoder(encoder, save_directory, training: dict | None = None, max_seq_
         "has_mlp": encoder.mlp is not None,
         "mlp_at_inference": encoder.pooler == "cls" and encoder.mlp is not None and not encoder.mlp_only_train,
         "max_seq_length": max_seq_length,
+        **({"prompt_template": encoder.prompt.text} if encoder.prompt is not None else {}),
         "training": training or encoder.training_config or {},
         "simcse_lab_version": __import__("simcse_lab").__version__,
     }
@@ -73,8 +75,8 @@ ST_POOLING_MODES = {"cls": "cls", "cls_before_pooler": "cls", "avg": "mean"}
 def write_sentence_transformers_files(out: Path, pooler: str, hidden_size: int, dense_at_inference: bool, max_seq_length: int) -> None:
     """modules.json + 1_Pooling so that sentence-transformers loads the model without converters.
 
-    sentence-transformers' Pooling has no layer-averaging mode, so for avg_top2 / avg_first_last the
-    files are not written (simcse_lab and AutoModel still load the directory).
+    sentence-transformers' Pooling has no layer-averaging mode and no prompt template, so for avg_top2 /
+    avg_first_last / mask the files are not written (simcse_lab and AutoModel still load the directory).
     """
     mode = ST_POOLING_MODES.get(pooler)
     if mode is None:
@@ -136,11 +138,13 @@ def write_model_card(directory: Path, simcse_config: dict, final_path: Path) -> 
         mlp_note = " with the MLP head at inference (stored in `2_Dense/` and as the BERT pooler: `pooler_output`)"
     elif pooler == "cls":
         mlp_note = " (MLP head used in training only; inference uses the [CLS] state)"
+    elif pooler == "mask":
+        mlp_note = f" (PromptBERT: the [MASK] state of the template `{simcse_config.get('prompt_template')}`)"
     else:
         mlp_note = ""
     st_note = ("`SentenceTransformer(path)` also loads it with the right pooling."
                if (Path(directory) / "modules.json").exists()
-               else "sentence-transformers has no layer-averaging pooling, so use simcse_lab for this pooler.")
+               else "sentence-transformers has no pooling for this pooler (a layer average or a prompt template), so use simcse_lab.")
     card = CARD.format(
         title=f"SimCSE encoder ({final_path.name})", pooler=pooler, mlp_note=mlp_note, path=str(final_path),
         st_note=st_note, training=json.dumps(simcse_config.get("training", {}), indent=2) or "{}",

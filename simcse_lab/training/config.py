@@ -16,9 +16,11 @@ from ..augment import AUGMENTATIONS
 from ..errors import SimCSELabError, unknown_choice
 from ..models.encoder import BERT_FORWARDS
 from ..models.pooling import check_pooler
+from ..models.prompt import DEFAULT_TEMPLATE, SECOND_TEMPLATE, check_template
 from ..paths import DEFAULT_MODEL
 from ..settings import Bounds, check_fields
 from .schedule import SCHEDULES
+from .followup_objectives import METHODS
 
 OBJECTIVES = ("auto", "simcse", "sbert")
 ON_NONFINITE = ("stop", "skip")
@@ -61,6 +63,11 @@ BOUNDS = {
     "max_train_samples": Bounds(1),
     "eval_max_pairs": Bounds(2),
     "geometry_snapshots": Bounds(2, also=(0,), why="uniformity needs two sentences"),
+    "dup_rate": SHARE,
+    "queue_size": NON_NEGATIVE,
+    "momentum": Bounds(0, 1, high_open=True, why="1 would never update the momentum encoder"),
+    "mix_lambda": SHARE,
+    "arc_margin": Bounds(0, 90, why="an angle in degrees"),
 }
 
 
@@ -112,6 +119,15 @@ class TrainConfig:
     dropout: float | None = None  # override every dropout probability of the encoder (paper Table 3)
     augmentation: str = "none"  # unsup only: none | crop | word_deletion | delete_one_word (paper Table 1) | same_mask (one dropout mask for both views, Table 3)
     augmentation_ratio: float = 0.1  # crop / deletion ratio for the augmentations above
+    method: str = "simcse"  # simcse | esimcse | mixcse | arccse | promptbert: a follow-up of SimCSE (unsup; simcse_lab.training.followup_objectives)
+    dup_rate: float = 0.32  # esimcse: the largest share of a sentence's tokens repeated in its positive (official run.sh: 0.32)
+    queue_size: int = 160  # esimcse: momentum-encoded negatives kept from earlier batches (official: 160 = 2.5 x batch 64)
+    momentum: float = 0.995  # esimcse: the momentum encoder's EMA weight, theta_m <- m theta_m + (1 - m) theta (official: 0.995)
+    mix_lambda: float = 0.2  # mixcse: the positive's weight in each mixed hard negative (official: 0.2)
+    arc_margin: float = 10.0  # arccse: the angular margin on the positive, in degrees (10 = pi/18)
+    prompt_template: str = DEFAULT_TEMPLATE  # promptbert: the first view's template and the one the saved model embeds with
+    prompt_template2: str = SECOND_TEMPLATE  # promptbert: the second view's template
+    template_denoising: bool = True  # promptbert: subtract each template's own [MASK] state in training (PromptBERT's unsup objective)
     resume_from_checkpoint: str | None = None  # a checkpoint dir, or "auto" for the newest in output_dir
     overwrite_output_dir: bool = False  # allow an output_dir that already holds files
     data_dir: str | None = None  # where STS-B dev is read; default $SIMCSE_LAB_DATA, else the hub
@@ -139,6 +155,7 @@ class TrainConfig:
             raise SimCSELabError(f"mlp_only_train applies to the cls pooler's MLP head; pooler_type {self.pooler_type!r} has no head")
         if self.augmentation not in AUGMENTATIONS:
             raise unknown_choice("augmentation", self.augmentation, AUGMENTATIONS)
+        self.check_method()
         if self.bert_forward not in BERT_FORWARDS:
             raise unknown_choice("bert_forward", self.bert_forward, BERT_FORWARDS)
         if self.lr_scheduler_type not in SCHEDULES:
@@ -149,6 +166,28 @@ class TrainConfig:
             raise SimCSELabError(f"torch_compile_mode {self.torch_compile_mode!r} needs torch_compile on (--torch_compile)")
         if not self.train_file:
             raise SimCSELabError("train_file is required (--train_file: a .txt of sentences or a .csv of pairs/triplets)")
+
+    def check_method(self) -> None:
+        """A follow-up method trains the SimCSE objective alone; PromptBERT's pooler is the template's [MASK]."""
+        if self.method not in METHODS:
+            raise unknown_choice("method", self.method, METHODS)
+        if self.method == "simcse":
+            if self.pooler_type == "mask":
+                raise SimCSELabError("the mask pooler (a prompt's [MASK] state) trains with --method promptbert")
+            return
+        for name, value, off in (("objective", self.objective, "auto or simcse"), ("augmentation", self.augmentation, "none"),
+                                 ("do_mlm", self.do_mlm, "off"), ("gradient_cache_chunk_size", self.gradient_cache_chunk_size, "0")):
+            if value not in (False, 0, "none", "auto", "simcse"):
+                raise SimCSELabError(f"--method {self.method} does not combine with {name} {value!r}; leave {name} {off}")
+        if self.method == "promptbert":
+            check_template(self.prompt_template)
+            check_template(self.prompt_template2)
+            if self.pooler_type not in (None, "mask"):
+                raise SimCSELabError(f"--method promptbert embeds with the mask pooler (its template's [MASK] state); "
+                                     f"pooler_type {self.pooler_type!r} does not apply: leave it out")
+            self.pooler_type = "mask"
+        elif self.pooler_type == "mask":
+            raise SimCSELabError("the mask pooler (a prompt's [MASK] state) trains with --method promptbert")
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":

@@ -27,6 +27,7 @@ from ..losses import sup_simcse_loss, unsup_simcse_loss
 from ..models.batches import TokenizedColumn, collate
 from ..models.bert_forward import host_packing_pays, real_token_positions
 from ..models.device import training_autocast
+from .followup_objectives import build_method
 from .gradcache import CachedEmbeddings, split_batch
 from .sbert import SBERTHead, sbert_classification_loss
 
@@ -67,15 +68,19 @@ class SimCSEObjective(Objective):
     shared_mask: unsupervised, both views are one forward pass (one dropout mask): Table 3's "fixed 0.1".
     pad_multiple: batch widths are rounded up to a multiple of it (static shapes for torch.compile).
     mlm_head / mlm_weight: the auxiliary MLM loss on the first view (simcse_lab.training.mlm).
+    method: a follow-up of SimCSE (ESimCSE, MixCSE, ArcCSE, PromptBERT: simcse_lab.training.followup_objectives),
+        which then computes each step's loss; None is SimCSE itself.
     """
 
     def __init__(self, encoder, columns, device, dist, mode: str, temperature: float = 0.05, hard_negative_weight: float = 0.0,
                  pad_multiple: int = 1, augmentation: tuple[str, float, list[str], int] | None = None,
-                 shared_mask: bool = False, mlm_head: nn.Module | None = None, mlm_weight: float = 0.1):
+                 shared_mask: bool = False, mlm_head: nn.Module | None = None, mlm_weight: float = 0.1,
+                 method: nn.Module | None = None):
         super().__init__(encoder, columns, device, dist)
         self.mode, self.temperature, self.hard_negative_weight = mode, temperature, hard_negative_weight
         self.pad_multiple, self.augmentation, self.shared_mask = pad_multiple, augmentation, shared_mask
         self.mlm_head, self.mlm_weight = mlm_head, mlm_weight
+        self.method = method
 
     @property
     def views(self) -> int:
@@ -100,6 +105,8 @@ class SimCSEObjective(Objective):
         return collate([self.columns[0].select(rows), column], np.arange(len(rows)), self.pad_multiple)
 
     def loss(self, model, rows) -> torch.Tensor:
+        if self.method is not None:
+            return self.method.loss(self, model, rows)
         ids, mask = self.batch(rows)
         positions = self.host_token_positions(mask)
         ids, mask = self.to_device(ids, mask)
@@ -197,7 +204,7 @@ def build_objective(config, data: TrainingData, encoder, device: torch.device, d
     options = dict(mode=data.mode, temperature=config.temp, hard_negative_weight=config.hard_negative_weight,
                    pad_multiple=max_length if config.pad_to_max_length else 8 if config.torch_compile else 1,
                    augmentation=augmentation, shared_mask=config.augmentation == "same_mask", mlm_head=mlm_head,
-                   mlm_weight=config.mlm_weight)
+                   mlm_weight=config.mlm_weight, method=build_method(config, data, encoder, columns))
     if config.gradient_cache_chunk_size:
         return CachedSimCSEObjective(encoder, columns, device, dist, chunk_size=config.gradient_cache_chunk_size,
                                      autocast=training_autocast(device, config.bf16, config.fp16), **options).to(device)
