@@ -20,23 +20,24 @@ import simcse_lab
 
 SMOKE = os.environ.get("SIMCSE_LAB_SMOKE") == "1"  # tiny sizes: checks that every cell runs (CI)
 QUICK = os.environ.get("SIMCSE_LAB_QUICK") == "1"  # small sizes: minutes on a laptop CPU
-MODE = "smoke" if SMOKE else "quick" if QUICK else "full"  # full: the papers' scale (GPU + internet)
-# The embedded 4-layer BERT works offline; full mode uses the papers' "bert-base-uncased" (needs the hub).
+MEDIUM = os.environ.get("SIMCSE_LAB_MEDIUM") == "1"  # BERT-base, 2,000 steps of wiki1m per method: minutes on a GPU (hub needed)
+MODE = "smoke" if SMOKE else "quick" if QUICK else "medium" if MEDIUM else "full"  # full: the papers' scale (GPU + internet)
+# The embedded 4-layer BERT works offline; medium and full modes use the papers' "bert-base-uncased" (needs the hub).
 MODEL = os.environ.get("SIMCSE_LAB_MODEL") or (simcse_lab.DEFAULT_MODEL if SMOKE or QUICK else "bert-base-uncased")
 DATA_DIR = os.environ.get("SIMCSE_LAB_DATA")  # local SentEval-layout data; None = download from the hub
 OUTPUTS = Path(os.environ.get("SIMCSE_LAB_OUTPUT", "outputs"))  # the five models and the results table go here
-USE_WIKI1M = MODE == "full"  # the papers' 10^6 Wikipedia sentences (hub); offline: the wiki subset + WordNet sentences
+USE_WIKI1M = MODE in ("medium", "full")  # the papers' 10^6 Wikipedia sentences (hub); offline: the wiki subset + WordNet sentences
 METHODS = ("simcse", "esimcse", "mixcse", "arccse", "promptbert")  # TrainConfig.method
 # One budget for every method: the same data order, seed, batch, learning rate and number of steps. The papers
 # tune each method separately (PromptBERT: batch 256 and learning rate 1e-5); here only the method differs.
 SEED = 42
-POOLER = "cls" if MODE == "full" else "avg"  # for simcse / esimcse / mixcse / arccse (PromptBERT reads its [MASK] token)
-LEARNING_RATE = 3e-5 if MODE == "full" else 1e-4  # the default encoder's SimCSE recipe uses 1e-4 (recipes/README.md)
-BATCH_SIZE = {"smoke": 8, "quick": 64, "full": 64}[MODE]
-MAX_STEPS = {"smoke": 2, "quick": 150, "full": -1}[MODE]  # -1 = one epoch over the training file (the papers: 1 epoch)
-MAX_TRAIN_SAMPLES = {"smoke": 32, "quick": None, "full": None}[MODE]
-EVAL_STEPS = {"smoke": 2, "quick": 50, "full": 125}[MODE]  # STS-B dev every N steps; the best checkpoint is kept
-STS_PAIRS = {"smoke": 40, "quick": None, "full": None}[MODE]  # None = every pair; smoke scores the first 40 of each task
+POOLER = "cls" if MODE in ("medium", "full") else "avg"  # for simcse / esimcse / mixcse / arccse (PromptBERT reads its [MASK] token)
+LEARNING_RATE = 3e-5 if MODE in ("medium", "full") else 1e-4  # the default encoder's SimCSE recipe uses 1e-4 (recipes/README.md)
+BATCH_SIZE = {"smoke": 8, "quick": 64, "medium": 64, "full": 64}[MODE]
+MAX_STEPS = {"smoke": 2, "quick": 150, "medium": 2000, "full": -1}[MODE]  # -1 = one epoch over the training file (the papers: 1 epoch)
+MAX_TRAIN_SAMPLES = {"smoke": 32, "quick": None, "medium": None, "full": None}[MODE]
+EVAL_STEPS = {"smoke": 2, "quick": 50, "medium": 250, "full": 125}[MODE]  # STS-B dev every N steps; the best checkpoint is kept
+STS_PAIRS = {"smoke": 40, "quick": None, "medium": None, "full": None}[MODE]  # None = every pair; smoke scores the first 40 of each task
 
 # %% [markdown]
 # # 05 · Beyond SimCSE: what came next, and what each one changes
