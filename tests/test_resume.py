@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file
 
 from simcse_lab.training import checkpoint as ckpt
+from simcse_lab.training.run_dir import LOCK_FILE
 from simcse_lab.errors import SimCSELabError
 
 DATA_DIR = os.environ.get("SIMCSE_LAB_DATA")
@@ -65,7 +66,7 @@ KILL_WRAPPER = textwrap.dedent('''
         original_fsync = ckpt.fsync_tree
         def fsync_tree(directory):
             original_fsync(directory)
-            if Path(directory).name.startswith(f".tmp-checkpoint-{arg}-"):
+            if Path(directory).parent.name.startswith(f".tmp-checkpoint-{arg}-"):  # the content inside its temporary
                 die()
         ckpt.fsync_tree = fsync_tree
     elif kind == "rotate":  # deleting the rotated-out checkpoint-arg: one file gone, then killed
@@ -73,7 +74,7 @@ KILL_WRAPPER = textwrap.dedent('''
         def rmtree(path, *args, **kwargs):
             name = Path(path).name
             if name == f"checkpoint-{arg}" or name.startswith(f".tmp-delete-checkpoint-{arg}-"):
-                (Path(path) / "model.safetensors").unlink()
+                next(Path(path).rglob("model.safetensors")).unlink()
                 die()
             return original_rmtree(path, *args, **kwargs)
         shutil.rmtree = rmtree
@@ -87,7 +88,7 @@ KILL_WRAPPER = textwrap.dedent('''
         original_rename = os.rename
         def rename(src, dst, *args, **kwargs):
             original_rename(src, dst, *args, **kwargs)
-            if Path(dst).name.startswith(".old-best_model-"):
+            if Path(dst).parent.name.startswith(".old-best_model-"):  # best_model moved into its .old- temporary
                 die()
         os.rename = rename
     else:
@@ -215,7 +216,7 @@ def kill_and_resume(runs: Runs, reference: Path, output_dir: Path, kill_points: 
         assert result.returncode == -signal.SIGKILL, f"{point}: not killed (rc {result.returncode}): {result.stderr[-2000:]}"
         seen[point] = {
             "checkpoints": assert_checkpoints_complete(output_dir, reference),
-            "temporaries": sorted(p.name.rsplit("-", 1)[0] for p in output_dir.glob(".*")),
+            "temporaries": sorted(p.name.rsplit("-", 1)[0] for p in output_dir.glob(".*") if p.name != LOCK_FILE),
             "resume_from": ckpt.list_checkpoints(output_dir)[-1].name if ckpt.list_checkpoints(output_dir) else None,
         }
     result = runs.resume(output_dir)
@@ -283,20 +284,38 @@ def test_sigkill_with_evaluation_resumes_to_the_same_best_model(unsup_eval, tmp_
 # --------------------------------------------------------------------------- the rename windows, in-process
 
 
-def test_stale_old_directory_is_restored_when_its_replacement_never_arrived(tmp_path):
-    """Killed between atomic_directory's renames: `best_model` is gone, `.old-best_model-<pid>` holds it."""
-    (tmp_path / ".old-best_model-4242").mkdir()
-    (tmp_path / ".old-best_model-4242" / "model.safetensors").write_text("weights")
-    (tmp_path / ".tmp-best_model-4242").mkdir()  # the complete new copy, not yet renamed: dropped
-    (tmp_path / ".old-checkpoint-5-99").mkdir()  # replaced already (checkpoint-5 exists): dropped
+def test_stale_old_directory_is_restored_when_its_replacement_never_arrived(tmp_path, monkeypatch):
+    """Killed between atomic_directory's renames: `best_model` is gone, its `.old-` temporary holds it whole."""
+    (tmp_path / "best_model").mkdir()
+    (tmp_path / "best_model" / "model.safetensors").write_text("weights")
     (tmp_path / "checkpoint-5").mkdir()
-    ckpt.remove_stale_temporaries(tmp_path)
+    with ckpt.atomic_directory(tmp_path / "checkpoint-5") as content:  # replaced completely: its .old- one is dropped
+        (content / "model.safetensors").write_text("new")
+    original_rename, renames = os.rename, []
+
+    def rename_then_stop(src, dst):
+        original_rename(src, dst)
+        renames.append(Path(dst).parent.name)
+        if Path(dst).parent.name.startswith(".old-best_model-"):
+            raise KeyboardInterrupt  # what the kill leaves, minus the cleanup a kill would not run
+
+    monkeypatch.setattr(ckpt.os, "rename", rename_then_stop)
+    monkeypatch.setattr(ckpt.shutil, "rmtree", lambda *args, **kwargs: None)  # a SIGKILL removes nothing either
+    with pytest.raises(KeyboardInterrupt):
+        with ckpt.atomic_directory(tmp_path / "best_model") as content:
+            (content / "model.safetensors").write_text("better weights")
+    monkeypatch.undo()
+    assert not (tmp_path / "best_model").exists()
+    assert sorted(p.name.rsplit("-", 1)[0] if p.name.startswith(".") else p.name for p in tmp_path.iterdir()) == [
+        ".old-best_model", ".tmp-best_model", "checkpoint-5"]
+    assert ckpt.remove_stale_temporaries(tmp_path) == ["best_model"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best_model", "checkpoint-5"]
     assert (tmp_path / "best_model" / "model.safetensors").read_text() == "weights"
+    assert (tmp_path / "checkpoint-5" / "model.safetensors").read_text() == "new"
 
 
 def test_rotation_never_leaves_a_partial_checkpoint(tmp_path, monkeypatch):
-    """Deletion interrupted after one file: the checkpoint name is already gone (renamed first)."""
+    """Deletion interrupted after one file: the checkpoint name is already gone (moved into a temporary first)."""
     for step in (5, 10, 15):
         directory = tmp_path / f"checkpoint-{step}"
         directory.mkdir()
@@ -304,7 +323,7 @@ def test_rotation_never_leaves_a_partial_checkpoint(tmp_path, monkeypatch):
             (directory / name).write_text("x")
 
     def interrupted_rmtree(path, ignore_errors=False):
-        (Path(path) / "model.safetensors").unlink()
+        next(Path(path).rglob("model.safetensors")).unlink()
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ckpt.shutil, "rmtree", interrupted_rmtree)
