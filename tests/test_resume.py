@@ -121,17 +121,18 @@ class Runs:
                 "--save_steps", str(SAVE_STEPS), "--save_total_limit", "2", "--logging_steps", "3", "--learning_rate", "1e-3",
                 "--seed", str(self.seed), "--no_progress", *evaluation]
 
-    def run(self, output_dir: Path, *extra: str, kill_point: str | None = None) -> subprocess.CompletedProcess:
+    def run(self, output_dir: Path, *extra: str, kill_point: str | None = None, warnings: bool = False) -> subprocess.CompletedProcess:
+        """warnings: let the child print its warnings (simcse_lab's are one `warning:` line each)."""
+        env = {**child_env(), **({"PYTHONWARNINGS": "default"} if warnings else {})}
         if kill_point is None:
             command = [sys.executable, "-m", "simcse_lab", *self.args(output_dir), *extra]
-            env = child_env()
         else:
             command = [sys.executable, str(self.root / "kill_wrapper.py"), *self.args(output_dir), *extra]
-            env = {**child_env(), "KILL_POINT": kill_point}
+            env["KILL_POINT"] = kill_point
         return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=self.root)
 
-    def resume(self, output_dir: Path, kill_point: str | None = None) -> subprocess.CompletedProcess:
-        return self.run(output_dir, "--resume_from_checkpoint", "auto", kill_point=kill_point)
+    def resume(self, output_dir: Path, kill_point: str | None = None, warnings: bool = False) -> subprocess.CompletedProcess:
+        return self.run(output_dir, "--resume_from_checkpoint", "auto", kill_point=kill_point, warnings=warnings)
 
 
 def make_runs(tmp_path_factory, tiny_model_dir, evaluate: bool) -> tuple[Runs, Path]:
@@ -255,6 +256,26 @@ def test_sigkill_then_resume_matches_uninterrupted_run(unsup, tmp_path, case):
     assert last["temporaries"] == leftovers
     if case == "writing_final_model":
         assert (tmp_path / "out" / "model.safetensors").is_file()  # the half-written one was replaced
+
+
+def test_resume_after_a_truncated_newest_checkpoint_falls_back_to_the_one_before(unsup, tmp_path):
+    """The newest checkpoint's weights cut in half (a copy interrupted, a disk fault): the resume passes over it with a
+    line, continues from the checkpoint before, and still ends with the uninterrupted run's weights and history."""
+    runs, reference = unsup
+    output_dir = tmp_path / "out"
+    killed = runs.run(output_dir, kill_point="loss:18")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert [p.name for p in ckpt.list_checkpoints(output_dir)] == ["checkpoint-10", "checkpoint-15"]
+    newest = output_dir / "checkpoint-15" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    resumed = runs.resume(output_dir, warnings=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert ("warning: checkpoint-15 is damaged (model.safetensors is truncated" in resumed.stderr
+            and "resuming from checkpoint-10" in resumed.stderr), resumed.stderr[-2000:]
+    assert_same_weights(output_dir / "model.safetensors", reference / "model.safetensors")
+    assert_same_weights(output_dir / "2_Dense" / "model.safetensors", reference / "2_Dense" / "model.safetensors")
+    assert json.loads((output_dir / "history.json").read_text()) == json.loads((reference / "history.json").read_text())
+    assert_checkpoints_complete(output_dir, reference)  # checkpoint-15 was written again, whole
 
 
 EVAL_CASES = {  # "REPLACED": the checkpoint before the first step whose dev score beats an earlier best

@@ -144,9 +144,10 @@ def read_recipe(path: Path) -> dict:
 
 
 def run_evaluate(args, argv) -> int:
-    from ..data.sts import ALL7  # noqa: PLC0415
+    from ..data.sts import ALL7, load_sts  # noqa: PLC0415
     from ..errors import unknown_choice  # noqa: PLC0415
-    from ..evaluation.sts import evaluate_sts, format_results_table, save_results, tasks_with_split  # noqa: PLC0415
+    from ..evaluation.sts import SPLIT_TASKS, evaluate_sts, format_results_table, save_results, tasks_with_split  # noqa: PLC0415
+    from ..paths import resolve_data_dir  # noqa: PLC0415
     from ..models.encoder import SimCSEEncoder, check_positive  # noqa: PLC0415
     from ..models.pooling import check_pooler  # noqa: PLC0415
 
@@ -164,6 +165,9 @@ def run_evaluate(args, argv) -> int:
     model_dir = Path(args.model_name_or_path)
     default_dir = model_dir if model_dir.is_dir() and os.access(model_dir, os.W_OK) else Path(".")
     output = check_output_file(Path(args.output) if args.output else default_dir / f"eval_results_{args.mode}.json", "--output")
+    if resolve_data_dir(args.data_dir) is not None:  # local data is read once first (milliseconds): a damaged file fails now
+        for task in tasks:
+            load_sts(task, modes[args.mode] if task in SPLIT_TASKS else "test", args.data_dir)
     encoder = SimCSEEncoder.from_pretrained(args.model_name_or_path, pooler=args.pooler)
     results = evaluate_sts(lambda s: encoder.encode(s, batch_size=args.batch_size, max_length=args.max_seq_length),
                            tasks=tasks, split=modes[args.mode], data_dir=args.data_dir)

@@ -89,12 +89,12 @@ def check_model_directory(directory: Path) -> dict | None:
     config.json must be JSON; the weights, when stored as one safetensors file, must be whole; a simcse_lab
     directory's simcse_config.json must name a pooler and, when it says there is an MLP head, hold it whole in
     2_Dense/; postprocess/config.json must be JSON. Raises SimCSELabError naming the first problem."""
+    needs = "a model directory needs config.json, the weights (model.safetensors) and the tokenizer files"
     if not (directory / "config.json").is_file():
-        raise SimCSELabError(f"model directory {directory} has no config.json; pass a directory written by save_pretrained "
-                             "(config.json, model.safetensors and the tokenizer files)")
+        raise SimCSELabError(f"model directory {directory} has no config.json; {needs}: pass a directory written by save_pretrained")
     read_model_json(directory / "config.json", "model config")
     if not any((directory / name).is_file() for name in WEIGHT_FILES):
-        raise SimCSELabError(f"model directory {directory} holds no weights (model.safetensors); save the model again")
+        raise SimCSELabError(f"model directory {directory} holds no weights; {needs}: save the model again")
     if (directory / "model.safetensors").is_file() and (problem := safetensors_problem(directory / "model.safetensors")):
         raise SimCSELabError(f"model directory {directory}: {problem}; the weights are damaged (an interrupted copy?): "
                              "copy or save the model again")

@@ -69,7 +69,7 @@ def load_postprocess(directory, input_dim: int | None = None):
         from .flow import FlowTransform  # noqa: PLC0415
 
         return FlowTransform.load(directory, input_dim)
-    raise unknown_choice(f"post-processing kind (in {config_path})", kind, POSTPROCESS_KINDS)
+    raise SimCSELabError(f"{config_path}: unknown post-processing kind {kind!r}; valid kinds are: {', '.join(POSTPROCESS_KINDS)}")
 
 
 def fit_postprocess(encoder, sentences: Sequence[str], kind: str = "whitening", batch_size: int = 64, max_length: int = 128, **options):

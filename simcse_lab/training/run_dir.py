@@ -59,6 +59,7 @@ class RunDirectory:
     recorded_best_step: int = -1  # the resumed checkpoint's best step (-1: no best model yet)
     lock: "OutputDirLock | None" = None
     overwrite: bool = False  # the directory held results and --overwrite_output_dir was given
+    owner: bool = True  # this process cleans up and removes (rank 0 of a DDP run)
 
     def open_for_writing(self) -> None:
         """Called once the model has loaded: create the directory, lock it if it did not exist before, and with
@@ -66,7 +67,7 @@ class RunDirectory:
         self.path.mkdir(parents=True, exist_ok=True)
         if self.lock is not None:
             self.lock.acquire()
-        if self.overwrite:
+        if self.overwrite and self.owner:
             for old in ckpt.list_checkpoints(self.path) + [self.path / BEST_DIR]:
                 if old.is_dir():
                     ckpt.discard(old)
@@ -82,9 +83,12 @@ def claim_output_dir(config: TrainConfig, is_main: bool = True):
     check_writable(path)
     lock = OutputDirLock(path) if is_main else None
     try:
+        with warnings.catch_warnings():  # said below, once
+            warnings.simplefilter("ignore")
+            accept(config, path, None, clean=False)  # every refusal first, before even the lock file is written
         if lock is not None and path.is_dir():
             lock.acquire()
-        run = accept(config, path, lock, is_main)
+        run = accept(config, path, lock, clean=is_main)  # again under the lock: what this run acts on
         try:
             yield run
         except (OSError, RuntimeError) as error:
@@ -106,13 +110,14 @@ def check_writable(path: Path) -> None:
                              "choose another --output_dir")
 
 
-def accept(config: TrainConfig, path: Path, lock, is_main: bool) -> RunDirectory:
-    """Accept or refuse the directory for this run (module docstring, steps 3-6); nothing is changed before it is accepted."""
-    run = RunDirectory(path=path, config=config, lock=lock)
+def accept(config: TrainConfig, path: Path, lock, clean: bool) -> RunDirectory:
+    """Accept or refuse the directory for this run (module docstring, steps 3-6); nothing is changed before it is
+    accepted, and nothing at all without `clean` (the trainer's temporaries are cleaned up by rank 0 only)."""
+    run = RunDirectory(path=path, config=config, lock=lock, owner=clean)
     if config.resume_from_checkpoint and path.is_dir() and (finished := read_finished(path)) is not None:
         refuse_changes(config, finished.get("recipe", {}), f"the finished run in {path} ({METRICS_FILE})")
         run.finished = finished
-        if is_main:
+        if clean:
             ckpt.remove_stale_temporaries(path)
             if (path / BEST_DIR).is_dir():  # killed after metrics.json, before best_model/ was removed: its files are in place
                 ckpt.discard(path / BEST_DIR)
@@ -132,7 +137,7 @@ def accept(config: TrainConfig, path: Path, lock, is_main: bool) -> RunDirectory
         plain = ckpt.read_state_json(run.resume)
         refuse_changes(config, plain.get("config", {}), f"checkpoint {run.resume}")
         run.recorded_best_step = int(plain.get("best_step", -1))
-    if is_main and path.is_dir():
+    if clean and path.is_dir():
         ckpt.remove_stale_temporaries(path)  # only now: the directory is this run's
         if run.resume is not None and run.recorded_best_step >= 0 and run.resume.resolve().parent == path.resolve() and not (path / BEST_DIR).is_dir():
             raise SimCSELabError(f"checkpoint {run.resume.name} records a best model at step {run.recorded_best_step}, but "
