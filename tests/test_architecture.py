@@ -7,6 +7,7 @@ module or subpackage that no layer names would escape them.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,8 @@ def contracts() -> list[dict]:
 
 
 def test_layer_and_cycle_contracts_are_kept():
-    command = shutil.which("lint-imports") or pytest.skip("import-linter is not installed (the dev extra)")
+    beside_python = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])  # an unactivated venv
+    command = shutil.which("lint-imports", path=beside_python) or pytest.skip("import-linter is not installed (the dev extra)")
     done = subprocess.run([command, "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, env={"PYTHONPATH": str(PACKAGE.parent), "PATH": str(Path(sys.executable).parent)})
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

@@ -17,10 +17,13 @@ from pathlib import Path
 import pytest
 
 from conftest import build_tiny_bert
-from test_browser import CHROMIUM, CHROMIUM_ARGS, REPO, require_browser
+from test_browser import CHROMIUM, CHROMIUM_ARGS, LIMIT_S, REPO, require_browser
 
 pytestmark = pytest.mark.browser
 
+# one generous limit on every wait (SIMCSE_LAB_BROWSER_TIMEOUT_S, see test_browser): each waits on its condition,
+# so a quiet machine goes on at once and a busy CI machine does not fail on a fixed 30 s
+LIMIT_MS = LIMIT_S * 1000
 SHOTS = {"numbers": "explore_numbers", "replay": "explore_replay", "anisotropy": "explore_anisotropy", "sphere": "explore_sphere",
          "map": "explore_map"}
 
@@ -87,11 +90,11 @@ def test_the_explore_page_renders_and_answers_in_chromium(three_model_page):
         page.route("**/*", refuse_the_network)
         try:
             started = time.monotonic()
-            page.goto(three_model_page.as_uri(), wait_until="load", timeout=120_000)
+            page.goto(three_model_page.as_uri(), wait_until="load", timeout=LIMIT_MS)
             page.wait_for_function("() => document.getElementById('headline') && document.querySelector('.plot[data-rendered]')",
-                                   timeout=120_000)
+                                   timeout=LIMIT_MS)
             first = time.monotonic() - started
-            page.wait_for_function(ALL_DRAWN, timeout=300_000)
+            page.wait_for_function(ALL_DRAWN, timeout=LIMIT_MS)
             print(f"first figure drawn after {first:.1f}s, all after {time.monotonic() - started:.1f}s (not a timed test)")
             assert page.locator("#headline td[data-key='spearman']").count() == 3
 
@@ -102,9 +105,9 @@ def test_the_explore_page_renders_and_answers_in_chromium(three_model_page):
             steps = page.evaluate("() => document.getElementById('replay-0').layout.sliders[0].steps.length")
             rail = replay.locator(".slider-rail-rect").bounding_box()
             page.mouse.click(rail["x"] + rail["width"] - 2, rail["y"] + rail["height"] / 2)
-            page.wait_for_function(f"() => document.getElementById('replay-0').layout.sliders[0].active === {steps - 1}", timeout=30_000)
+            page.wait_for_function(f"() => document.getElementById('replay-0').layout.sliders[0].active === {steps - 1}", timeout=LIMIT_MS)
             page.wait_for_function("(b) => JSON.stringify(Array.from(document.getElementById('replay-0')._fullData[1].x).slice(0, 5))"
-                                   " !== JSON.stringify(b)", arg=before, timeout=30_000)
+                                   " !== JSON.stringify(b)", arg=before, timeout=LIMIT_MS)
             marker = page.evaluate("() => document.getElementById('replay-0')._fullData[4].x[0]")
             last_uniformity = page.evaluate("() => { const t = document.getElementById('replay-0')._fullData[2]; return t.x[t.x.length - 1]; }")
             assert marker == pytest.approx(last_uniformity)
@@ -114,9 +117,9 @@ def test_the_explore_page_renders_and_answers_in_chromium(three_model_page):
             page.wait_for_timeout(300)
             point = page.evaluate(f"({POINT_ON_MAP})('map-0')")
             page.mouse.move(point["x"], point["y"])
-            page.wait_for_function("() => document.querySelector('#map-0 .hoverlayer .hovertext')", timeout=30_000)
+            page.wait_for_function("() => document.querySelector('#map-0 .hoverlayer .hovertext')", timeout=LIMIT_MS)
             page.mouse.click(point["x"], point["y"])
-            page.wait_for_function(f"() => document.body.getAttribute('data-selected') === '{point['row']}'", timeout=30_000)
+            page.wait_for_function(f"() => document.body.getAttribute('data-selected') === '{point['row']}'", timeout=LIMIT_MS)
             for k in range(3):
                 assert page.locator(f"#neighbours-{k} li").count() == 8
             highlighted = page.evaluate("() => { const gd = document.getElementById('map-1'); return gd._fullData[gd._fullData.length - 2].x.length; }")
@@ -124,7 +127,7 @@ def test_the_explore_page_renders_and_answers_in_chromium(three_model_page):
 
             # search: type, pick a match, and it is selected
             page.locator("#search").fill("dog")
-            page.wait_for_function("() => document.querySelectorAll('#matches button').length > 0", timeout=10_000)
+            page.wait_for_function("() => document.querySelectorAll('#matches button').length > 0", timeout=LIMIT_MS)
             chosen = page.locator("#matches button").first.inner_text()
             page.locator("#matches button").first.click()
             row = int(page.evaluate("() => document.body.getAttribute('data-selected')"))

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from simcse_lab.data import corpus as corpus_module
 from simcse_lab.data.corpus import FORBIDDEN_PREFIXES, SOURCES, build_pretraining_corpus
 from simcse_lab.errors import SimCSELabError
 from simcse_lab.pretrain import PretrainConfig, add_pretrain_arguments, config_from_args, masked_lm_loss, pretrain

@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file
 
 from simcse_lab.training import checkpoint as ckpt
+from simcse_lab.training.run_dir import LOCK_FILE
 from simcse_lab.errors import SimCSELabError
 
 DATA_DIR = os.environ.get("SIMCSE_LAB_DATA")
@@ -65,7 +66,7 @@ KILL_WRAPPER = textwrap.dedent('''
         original_fsync = ckpt.fsync_tree
         def fsync_tree(directory):
             original_fsync(directory)
-            if Path(directory).name.startswith(f".tmp-checkpoint-{arg}-"):
+            if Path(directory).parent.name.startswith(f".tmp-checkpoint-{arg}-"):  # the content inside its temporary
                 die()
         ckpt.fsync_tree = fsync_tree
     elif kind == "rotate":  # deleting the rotated-out checkpoint-arg: one file gone, then killed
@@ -73,7 +74,7 @@ KILL_WRAPPER = textwrap.dedent('''
         def rmtree(path, *args, **kwargs):
             name = Path(path).name
             if name == f"checkpoint-{arg}" or name.startswith(f".tmp-delete-checkpoint-{arg}-"):
-                (Path(path) / "model.safetensors").unlink()
+                next(Path(path).rglob("model.safetensors")).unlink()
                 die()
             return original_rmtree(path, *args, **kwargs)
         shutil.rmtree = rmtree
@@ -87,7 +88,7 @@ KILL_WRAPPER = textwrap.dedent('''
         original_rename = os.rename
         def rename(src, dst, *args, **kwargs):
             original_rename(src, dst, *args, **kwargs)
-            if Path(dst).name.startswith(".old-best_model-"):
+            if Path(dst).parent.name.startswith(".old-best_model-"):  # best_model moved into its .old- temporary
                 die()
         os.rename = rename
     else:
@@ -120,17 +121,18 @@ class Runs:
                 "--save_steps", str(SAVE_STEPS), "--save_total_limit", "2", "--logging_steps", "3", "--learning_rate", "1e-3",
                 "--seed", str(self.seed), "--no_progress", *evaluation]
 
-    def run(self, output_dir: Path, *extra: str, kill_point: str | None = None) -> subprocess.CompletedProcess:
+    def run(self, output_dir: Path, *extra: str, kill_point: str | None = None, warnings: bool = False) -> subprocess.CompletedProcess:
+        """warnings: let the child print its warnings (simcse_lab's are one `warning:` line each)."""
+        env = {**child_env(), **({"PYTHONWARNINGS": "default"} if warnings else {})}
         if kill_point is None:
             command = [sys.executable, "-m", "simcse_lab", *self.args(output_dir), *extra]
-            env = child_env()
         else:
             command = [sys.executable, str(self.root / "kill_wrapper.py"), *self.args(output_dir), *extra]
-            env = {**child_env(), "KILL_POINT": kill_point}
+            env["KILL_POINT"] = kill_point
         return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=self.root)
 
-    def resume(self, output_dir: Path, kill_point: str | None = None) -> subprocess.CompletedProcess:
-        return self.run(output_dir, "--resume_from_checkpoint", "auto", kill_point=kill_point)
+    def resume(self, output_dir: Path, kill_point: str | None = None, warnings: bool = False) -> subprocess.CompletedProcess:
+        return self.run(output_dir, "--resume_from_checkpoint", "auto", kill_point=kill_point, warnings=warnings)
 
 
 def make_runs(tmp_path_factory, tiny_model_dir, evaluate: bool) -> tuple[Runs, Path]:
@@ -217,7 +219,7 @@ def kill_and_resume(runs: Runs, reference: Path, output_dir: Path, kill_points: 
         assert result.returncode == -signal.SIGKILL, f"{point}: not killed (rc {result.returncode}): {result.stderr[-2000:]}"
         seen[point] = {
             "checkpoints": assert_checkpoints_complete(output_dir, reference),
-            "temporaries": sorted(p.name.rsplit("-", 1)[0] for p in output_dir.glob(".*")),
+            "temporaries": sorted(p.name.rsplit("-", 1)[0] for p in output_dir.glob(".*") if p.name != LOCK_FILE),
             "resume_from": ckpt.list_checkpoints(output_dir)[-1].name if ckpt.list_checkpoints(output_dir) else None,
         }
     result = runs.resume(output_dir)
@@ -258,6 +260,26 @@ def test_sigkill_then_resume_matches_uninterrupted_run(unsup, tmp_path, case):
         assert (tmp_path / "out" / "model.safetensors").is_file()  # the half-written one was replaced
 
 
+def test_resume_after_a_truncated_newest_checkpoint_falls_back_to_the_one_before(unsup, tmp_path):
+    """The newest checkpoint's weights cut in half (a copy interrupted, a disk fault): the resume passes over it with a
+    line, continues from the checkpoint before, and still ends with the uninterrupted run's weights and history."""
+    runs, reference = unsup
+    output_dir = tmp_path / "out"
+    killed = runs.run(output_dir, kill_point="loss:18")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert [p.name for p in ckpt.list_checkpoints(output_dir)] == ["checkpoint-10", "checkpoint-15"]
+    newest = output_dir / "checkpoint-15" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    resumed = runs.resume(output_dir, warnings=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert ("warning: checkpoint-15 is damaged (model.safetensors is truncated" in resumed.stderr
+            and "resuming from checkpoint-10" in resumed.stderr), resumed.stderr[-2000:]
+    assert_same_weights(output_dir / "model.safetensors", reference / "model.safetensors")
+    assert_same_weights(output_dir / "2_Dense" / "model.safetensors", reference / "2_Dense" / "model.safetensors")
+    assert json.loads((output_dir / "history.json").read_text()) == json.loads((reference / "history.json").read_text())
+    assert_checkpoints_complete(output_dir, reference)  # checkpoint-15 was written again, whole
+
+
 EVAL_CASES = {  # "REPLACED": the checkpoint before the first step whose dev score beats an earlier best
     "mid_step_between_evaluations": (["loss:13"], "checkpoint-10", []),
     "mid_step_late": (["loss:27"], "checkpoint-25", []),
@@ -285,20 +307,38 @@ def test_sigkill_with_evaluation_resumes_to_the_same_best_model(unsup_eval, tmp_
 # --------------------------------------------------------------------------- the rename windows, in-process
 
 
-def test_stale_old_directory_is_restored_when_its_replacement_never_arrived(tmp_path):
-    """Killed between atomic_directory's renames: `best_model` is gone, `.old-best_model-<pid>` holds it."""
-    (tmp_path / ".old-best_model-4242").mkdir()
-    (tmp_path / ".old-best_model-4242" / "model.safetensors").write_text("weights")
-    (tmp_path / ".tmp-best_model-4242").mkdir()  # the complete new copy, not yet renamed: dropped
-    (tmp_path / ".old-checkpoint-5-99").mkdir()  # replaced already (checkpoint-5 exists): dropped
+def test_stale_old_directory_is_restored_when_its_replacement_never_arrived(tmp_path, monkeypatch):
+    """Killed between atomic_directory's renames: `best_model` is gone, its `.old-` temporary holds it whole."""
+    (tmp_path / "best_model").mkdir()
+    (tmp_path / "best_model" / "model.safetensors").write_text("weights")
     (tmp_path / "checkpoint-5").mkdir()
-    ckpt.remove_stale_temporaries(tmp_path)
+    with ckpt.atomic_directory(tmp_path / "checkpoint-5") as content:  # replaced completely: its .old- one is dropped
+        (content / "model.safetensors").write_text("new")
+    original_rename, renames = os.rename, []
+
+    def rename_then_stop(src, dst):
+        original_rename(src, dst)
+        renames.append(Path(dst).parent.name)
+        if Path(dst).parent.name.startswith(".old-best_model-"):
+            raise KeyboardInterrupt  # what the kill leaves, minus the cleanup a kill would not run
+
+    monkeypatch.setattr(ckpt.os, "rename", rename_then_stop)
+    monkeypatch.setattr(ckpt.shutil, "rmtree", lambda *args, **kwargs: None)  # a SIGKILL removes nothing either
+    with pytest.raises(KeyboardInterrupt):
+        with ckpt.atomic_directory(tmp_path / "best_model") as content:
+            (content / "model.safetensors").write_text("better weights")
+    monkeypatch.undo()
+    assert not (tmp_path / "best_model").exists()
+    assert sorted(p.name.rsplit("-", 1)[0] if p.name.startswith(".") else p.name for p in tmp_path.iterdir()) == [
+        ".old-best_model", ".tmp-best_model", "checkpoint-5"]
+    assert ckpt.remove_stale_temporaries(tmp_path) == ["best_model"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best_model", "checkpoint-5"]
     assert (tmp_path / "best_model" / "model.safetensors").read_text() == "weights"
+    assert (tmp_path / "checkpoint-5" / "model.safetensors").read_text() == "new"
 
 
 def test_rotation_never_leaves_a_partial_checkpoint(tmp_path, monkeypatch):
-    """Deletion interrupted after one file: the checkpoint name is already gone (renamed first)."""
+    """Deletion interrupted after one file: the checkpoint name is already gone (moved into a temporary first)."""
     for step in (5, 10, 15):
         directory = tmp_path / f"checkpoint-{step}"
         directory.mkdir()
@@ -306,7 +346,7 @@ def test_rotation_never_leaves_a_partial_checkpoint(tmp_path, monkeypatch):
             (directory / name).write_text("x")
 
     def interrupted_rmtree(path, ignore_errors=False):
-        (Path(path) / "model.safetensors").unlink()
+        next(Path(path).rglob("model.safetensors")).unlink()
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ckpt.shutil, "rmtree", interrupted_rmtree)

@@ -413,7 +413,9 @@ def test_trainer_state_with_a_pickled_object_fails_to_load(tmp_path):
         checkpoint.load_training_state(directory)
     assert not marker.exists()
     # the same file without the object loads: the refusal is about the object, not the format
-    torch.save({"rng": {"torch": torch.get_rng_state()}}, directory / checkpoint.STATE_FILE)
+    torch.save({key: {} for key in checkpoint.STATE_TENSOR_KEYS} | {"rng": {"torch": torch.get_rng_state()}},
+               directory / checkpoint.STATE_FILE)
+    (directory / checkpoint.STATE_JSON).write_text(json.dumps({key: 0 for key in checkpoint.STATE_PLAIN_KEYS}))
     tensors, _ = checkpoint.load_training_state(directory)
     assert torch.equal(tensors["rng"]["torch"], torch.get_rng_state())
 

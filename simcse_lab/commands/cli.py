@@ -16,13 +16,15 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
-from ..errors import SimCSELabError
+from ..errors import SimCSELabError, one_line_warning
 from ..evaluation.sts import EVAL_BATCH_SIZE, EVAL_MAX_LENGTH
 from ..settings import add_dataclass_arguments
 from . import official_flags
 from .explore import add_explore_arguments, run_explore
+from .outputs import check_output_dir, check_output_file
 
 TRAIN_ONLY_FLAGS = ("config", "no_progress", "help")  # simcse-lab train's flags besides TrainConfig's fields
 
@@ -95,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = launcher_rank_after_command(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
+    formatwarning, warnings.formatwarning = warnings.formatwarning, one_line_warning  # the project's warnings: one line
     try:
         if argv[:1] == ["train"]:
             argv = ["train", *official_train_arguments(argv[1:])]
@@ -112,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; resume with --resume_from_checkpoint auto", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 def launcher_rank_after_command(argv: list[str]) -> list[str]:
@@ -151,16 +156,20 @@ def run_train(args, argv) -> int:
     values["show_progress"] = not args.no_progress
     result = train(TrainConfig.from_dict(values))
     best = "no evaluation ran" if result.best_score is None else f"best STS-B dev {result.best_score:.2f} at step {result.best_step}"
-    print(f"trained {result.steps} steps in {result.seconds:.0f}s; {best}; model in {result.output_dir}")
+    done = f"already finished: {result.steps} steps" if result.already_finished else f"trained {result.steps} steps in {result.seconds:.0f}s"
+    print(f"{done}; {best}; model in {result.output_dir}")
     return 0
 
 
 def read_recipe(path: Path) -> dict:
     """A --config JSON file as a dict, or one clear error."""
+    from ..data.text import read_text  # noqa: PLC0415
+
+    if not path.is_file():
+        raise SimCSELabError(f"cannot read --config {path} (it {'is a directory' if path.is_dir() else 'does not exist'}); "
+                             "pass the path of a JSON file of TrainConfig settings")
     try:
-        recipe = json.loads(path.read_text())
-    except OSError as error:
-        raise SimCSELabError(f"cannot read --config {path} ({error.strerror}); pass the path of a JSON file of TrainConfig settings") from None
+        recipe = json.loads(read_text(path, "--config"))  # strict UTF-8: a bad byte is named with its line
     except json.JSONDecodeError as error:
         raise SimCSELabError(f"--config {path} is not valid JSON ({error.msg} at line {error.lineno}); "
                              'it should hold one object, for example {"learning_rate": 3e-5}') from None
@@ -171,24 +180,34 @@ def read_recipe(path: Path) -> dict:
 
 
 def run_evaluate(args, argv) -> int:
-    from ..data.sts import ALL7  # noqa: PLC0415
+    from ..data.sts import ALL7, load_sts  # noqa: PLC0415
     from ..errors import unknown_choice  # noqa: PLC0415
-    from ..evaluation.sts import evaluate_sts, format_results_table, save_results  # noqa: PLC0415
-    from ..models.encoder import SimCSEEncoder  # noqa: PLC0415
+    from ..evaluation.sts import SPLIT_TASKS, evaluate_sts, format_results_table, save_results, tasks_with_split  # noqa: PLC0415
+    from ..paths import resolve_data_dir  # noqa: PLC0415
+    from ..models.encoder import SimCSEEncoder, check_positive  # noqa: PLC0415
+    from ..models.pooling import check_pooler  # noqa: PLC0415
 
     if args.task_set != "sts":
         raise unknown_choice("task_set", args.task_set, ["sts"])
     modes = {"test": "test", "fasttest": "test", "dev": "dev"}
     if args.mode not in modes:
         raise unknown_choice("mode", args.mode, list(modes))
+    # every setting and path is checked here, before the model loads and the work starts
+    tasks = tasks_with_split(args.tasks or (ALL7 if modes[args.mode] == "test" else ("stsb", "sickr")), modes[args.mode])
+    check_positive("--max_seq_length", args.max_seq_length, minimum=2)  # [CLS] and [SEP] take two
+    check_positive("--batch_size", args.batch_size)
+    if args.pooler is not None:
+        check_pooler(args.pooler)
+    model_dir = Path(args.model_name_or_path)
+    default_dir = model_dir if model_dir.is_dir() and os.access(model_dir, os.W_OK) else Path(".")
+    output = check_output_file(Path(args.output) if args.output else default_dir / f"eval_results_{args.mode}.json", "--output")
+    if resolve_data_dir(args.data_dir) is not None:  # local data is read once first (milliseconds): a damaged file fails now
+        for task in tasks:
+            load_sts(task, modes[args.mode] if task in SPLIT_TASKS else "test", args.data_dir)
     encoder = SimCSEEncoder.from_pretrained(args.model_name_or_path, pooler=args.pooler)
-    tasks = args.tasks or (ALL7 if modes[args.mode] == "test" else ("stsb", "sickr"))
     results = evaluate_sts(lambda s: encoder.encode(s, batch_size=args.batch_size, max_length=args.max_seq_length),
                            tasks=tasks, split=modes[args.mode], data_dir=args.data_dir)
     print(format_results_table(results, title=f"{args.mode} ({encoder.pooler})"))
-    model_dir = Path(args.model_name_or_path)
-    default_dir = model_dir if model_dir.is_dir() and os.access(model_dir, os.W_OK) else Path(".")
-    output = Path(args.output) if args.output else default_dir / f"eval_results_{args.mode}.json"
     save_results({"model": args.model_name_or_path, "pooler": encoder.pooler, "mode": args.mode, "results": results}, output)
     print(f"results written to {output}")
     return 0
@@ -197,7 +216,7 @@ def run_evaluate(args, argv) -> int:
 def run_diagnose(args, argv) -> int:
     from .diagnose import diagnose, format_report  # noqa: PLC0415
 
-    output_dir = args.output_dir or f"diagnose-{Path(str(args.model_name_or_path).rstrip('/')).name}"
+    output_dir = check_output_dir(args.output_dir or f"diagnose-{Path(str(args.model_name_or_path).rstrip('/')).name}", "--output_dir")
     report = diagnose(args.model_name_or_path, pooler=args.pooler, data_dir=args.data_dir, output_dir=output_dir)
     print(format_report(report))
     return 0

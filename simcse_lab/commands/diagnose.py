@@ -11,21 +11,30 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import write_error
 from ..evaluation.report import encoder_report
 from ..evaluation.sts import EVAL_BATCH_SIZE
 from ..models.encoder import SimCSEEncoder
+from .outputs import check_output_dir
 
 
 def diagnose(model, pooler: str | None = None, data_dir=None, output_dir: str | None = None) -> dict:
+    if output_dir:
+        check_output_dir(output_dir, "output_dir")  # before the model loads: a bad path fails now, not after the work
     encoder = SimCSEEncoder.from_pretrained(model, pooler=pooler)
     report = {"model": str(model), "pooler": encoder.pooler, "pooler_reason": encoder.pooler_reason,
               **encoder_report(lambda s: encoder.encode(s, batch_size=EVAL_BATCH_SIZE).numpy(), data_dir)}
     if output_dir:
         out = Path(output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        report["report_path"] = str(out / "report.json")
-        figure_path = save_spectrum_figure(report, out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+            report["report_path"] = str(out / "report.json")
+            figure_path = save_spectrum_figure(report, out)
+        except OSError as error:
+            if (translated := write_error(error, out, "choose another --output_dir")) is None:
+                raise
+            raise translated from None
         if figure_path:
             report["figure_path"] = str(figure_path)
     return report

@@ -13,7 +13,8 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import SimCSELabError
+from ..errors import SimCSELabError, SimCSELabWarning
+from .text import read_csv_rows, read_text
 
 __all__ = ["NLI_LABELS", "LABEL_TO_ID", "ID_TO_LABEL", "NLIPair", "load_nli_pairs", "write_nli_csv"]
 
@@ -64,30 +65,29 @@ def load_nli_pairs(path_or_dir: str | os.PathLike, split: str | Sequence[str] | 
 
 def read_nli_csv(path: Path) -> list[NLIPair]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with open(path, encoding="utf8", errors="replace", newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
-        header = [h.strip().lower() for h in next(reader, [])]
-        missing = [c for c in CSV_COLUMNS if c not in header]
-        if missing:
-            hint = (" (this is a SimCSE triplet file; SBERT needs one label per pair)"
-                    if "hard_neg" in header else "")
-            raise SimCSELabError(f"{path.name}: expected a header with columns {','.join(CSV_COLUMNS)}; "
-                                 f"missing {', '.join(missing)}, found {header or 'nothing (empty file)'}{hint}")
-        columns = [header.index(c) for c in CSV_COLUMNS]
-        pairs, skipped, no_gold = [], 0, 0
-        for line_number, row in enumerate(reader, start=2):
-            if len(row) < len(header) and any(cell.strip() for cell in row):
-                raise SimCSELabError(f"{path.name}, line {line_number}: expected {len(header)} columns "
-                                     f"({','.join(header)}), got {len(row)}: {row!r:.120}")
-            fields = [row[i].strip() if i < len(row) else "" for i in columns]
-            if not all(fields):
-                skipped += 1
-                continue
-            label = label_id(fields[2], f"{path.name}, line {line_number}")
-            if label is None:
-                no_gold += 1
-                continue
-            pairs.append((fields[0], fields[1], label))
+    reader = iter(read_csv_rows(path, delimiter, "NLI file"))  # strict UTF-8, a BOM dropped
+    header = [h.strip().lower() for h in next(reader, [])]
+    missing = [c for c in CSV_COLUMNS if c not in header]
+    if missing:
+        hint = (" (this is a SimCSE triplet file; SBERT needs one label per pair)"
+                if "hard_neg" in header else "")
+        raise SimCSELabError(f"{path.name}: expected a header with columns {','.join(CSV_COLUMNS)}; "
+                             f"missing {', '.join(missing)}, found {header or 'nothing (empty file)'}{hint}")
+    columns = [header.index(c) for c in CSV_COLUMNS]
+    pairs, skipped, no_gold = [], 0, 0
+    for line_number, row in enumerate(reader, start=2):
+        if len(row) < len(header) and any(cell.strip() for cell in row):
+            raise SimCSELabError(f"{path.name}, line {line_number}: expected {len(header)} columns "
+                                 f"({','.join(header)}), got {len(row)}: {row!r:.120}")
+        fields = [row[i].strip() if i < len(row) else "" for i in columns]
+        if not all(fields):
+            skipped += 1
+            continue
+        label = label_id(fields[2], f"{path.name}, line {line_number}")
+        if label is None:
+            no_gold += 1
+            continue
+        pairs.append((fields[0], fields[1], label))
     return labelled_pairs(pairs, path.name, skipped, no_gold)
 
 
@@ -107,7 +107,7 @@ def read_senteval_nli(folder: Path, split: str | Sequence[str] | None) -> list[N
         if missing:
             raise SimCSELabError(f"SentEval NLI file(s) {', '.join(missing)} missing in {folder} "
                                  f"(split {name!r}; splits present: {', '.join(present) or 'none'})")
-        columns = [file.read_text(encoding="utf8", errors="replace").splitlines() for file in files]
+        columns = [read_text(file, "NLI file").splitlines() for file in files]
         lengths = [len(c) for c in columns]
         if len(set(lengths)) != 1:
             raise SimCSELabError(f"{folder}: s1.{name}, s2.{name} and labels.{name} must have one line per pair, "
@@ -132,7 +132,7 @@ def labelled_pairs(pairs: list[NLIPair], name: str, skipped: int, no_gold: int) 
     if skipped or no_gold:
         parts = [f"{skipped} row(s) with an empty field"] if skipped else []
         parts += [f"{no_gold} row(s) without a gold label ('-')"] if no_gold else []
-        warnings.warn(f"{name}: skipped {' and '.join(parts)}", stacklevel=3)
+        warnings.warn(f"{name}: skipped {' and '.join(parts)}", SimCSELabWarning, stacklevel=3)
     if not pairs:
         raise SimCSELabError(f"{name} holds no labelled NLI pairs")
     return pairs

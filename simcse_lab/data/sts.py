@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..errors import SimCSELabError, unknown_choice
 from ..paths import DATA_ENV_VAR, resolve_data_dir
+from .text import read_text
 
 STS_TASKS = ("sts12", "sts13", "sts14", "sts15", "sts16", "stsb", "sickr")
 ALL7 = STS_TASKS
@@ -96,26 +97,54 @@ def clean(sentence: str) -> str:
     return " ".join(sentence.split())
 
 
+def gold_score(value: str, path: Path, line: int) -> float:
+    """A gold similarity read from line `line` of path: a finite number, or an error naming the place."""
+    try:
+        score = float(value)
+    except ValueError:
+        score = None
+    if score is None or score != score or score in (float("inf"), float("-inf")):
+        raise SimCSELabError(f"{path}, line {line}: the gold score {value.strip()!r:.40} is not a number; the data file is "
+                             f"damaged. {HOW_TO_GET_DATA}")
+    return score
+
+
+def tab_fields(line: str, path: Path, number: int, needed: int, layout: str) -> list[str]:
+    fields = line.split("\t")
+    if len(fields) < needed:
+        delimited = " (it looks comma-delimited)" if "," in line and len(line.split(",")) >= needed else ""
+        raise SimCSELabError(f"{path}, line {number}: {len(fields)} tab-separated field(s), expected {layout}{delimited}; the "
+                             f"data file is damaged. {HOW_TO_GET_DATA}")
+    return fields
+
+
+def no_pairs(path: Path) -> SimCSELabError:
+    return SimCSELabError(f"{path} holds no sentence pairs (it is empty); the data file is damaged. {HOW_TO_GET_DATA}")
+
+
 def read_senteval_subset(folder: Path, subset: str) -> list[Pair]:
-    inputs = require_file(folder / f"STS.input.{subset}.txt", folder.name).read_text(encoding="utf8").splitlines()
-    golds = require_file(folder / f"STS.gs.{subset}.txt", folder.name).read_text(encoding="utf8").splitlines()
+    input_path, gold_path = (require_file(folder / f"STS.{kind}.{subset}.txt", folder.name) for kind in ("input", "gs"))
+    inputs, golds = read_text(input_path, "STS file").splitlines(), read_text(gold_path, "STS file").splitlines()
     if len(inputs) != len(golds):
         raise SimCSELabError(f"{folder.name}/{subset}: {len(inputs)} sentence pairs but {len(golds)} gold scores; the files are damaged")
     pairs = []
-    for line, gold in zip(inputs, golds):
+    for number, (line, gold) in enumerate(zip(inputs, golds), start=1):
         if gold.strip() == "":
             continue
-        s1, s2 = line.split("\t")[:2]
-        pairs.append((clean(s1), clean(s2), float(gold)))
+        s1, s2 = tab_fields(line, input_path, number, 2, "2 (sentence1, sentence2)")[:2]
+        pairs.append((clean(s1), clean(s2), gold_score(gold, gold_path, number)))
     return pairs
 
 
 def read_stsb(path: Path) -> list[Pair]:
     pairs = []
-    for line in path.read_text(encoding="utf8").splitlines():
-        fields = line.strip().split("\t")
-        if len(fields) >= 7:
-            pairs.append((clean(fields[5]), clean(fields[6]), float(fields[4])))
+    for number, line in enumerate(read_text(path, "STS file").splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = tab_fields(line.strip(), path, number, 7, "7 (genre, file, year, id, score, sentence1, sentence2)")
+        pairs.append((clean(fields[5]), clean(fields[6]), gold_score(fields[4], path, number)))
+    if not pairs:
+        raise no_pairs(path)
     return pairs
 
 
@@ -126,12 +155,15 @@ def read_stsb_genres(path: Path) -> list[str]:
 
 
 def read_sick(path: Path) -> list[Pair]:
-    lines = path.read_text(encoding="utf8").splitlines()[1:]  # header: pair_ID sentence_A sentence_B ...
+    lines = read_text(path, "STS file").splitlines()[1:]  # header: pair_ID sentence_A sentence_B ...
     pairs = []
-    for line in lines:
-        fields = line.split("\t")
-        if len(fields) >= 4:
-            pairs.append((clean(fields[1]), clean(fields[2]), float(fields[3])))
+    for number, line in enumerate(lines, start=2):
+        if not line.strip():
+            continue
+        fields = tab_fields(line, path, number, 4, "4 (pair_ID, sentence_A, sentence_B, relatedness_score)")
+        pairs.append((clean(fields[1]), clean(fields[2]), gold_score(fields[3], path, number)))
+    if not pairs:
+        raise no_pairs(path)
     return pairs
 
 

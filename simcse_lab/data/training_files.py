@@ -11,15 +11,16 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SimCSELabError, unknown_choice
+from ..errors import SimCSELabError, SimCSELabWarning, unknown_choice
 from .nli import label_id, load_nli_pairs
+from .text import read_csv_rows, read_text
 
 SIMCSE_HUB_REPO = "princeton-nlp/datasets-for-simcse"
 
@@ -69,15 +70,14 @@ def read_sentences(path: str | os.PathLike) -> tuple[list[str], int]:
     path = Path(path)
     check_readable(path)
     sentences, skipped = [], 0
-    with open(path, encoding="utf8", errors="replace") as handle:
-        for line in handle:
-            line = line.strip()
-            if line:
-                sentences.append(line)
-            else:
-                skipped += 1
+    for line in read_text(path, "training file").splitlines():  # strict UTF-8: a bad byte is named, never replaced
+        line = line.strip()
+        if line:
+            sentences.append(line)
+        else:
+            skipped += 1
     if skipped:
-        warnings.warn(f"{path.name}: skipped {skipped} empty line(s)", stacklevel=2)
+        warnings.warn(f"{path.name}: skipped {skipped} empty line(s)", SimCSELabWarning, stacklevel=2)
     if not sentences:
         raise SimCSELabError(f"{path} holds no sentences (only empty lines)")
     return sentences, skipped
@@ -86,12 +86,21 @@ def read_sentences(path: str | os.PathLike) -> tuple[list[str], int]:
 CSV_LAYOUTS = {2: ("sent0", "sent1"), 3: ("sent0", "sent1", "hard_neg")}
 
 
+HEADER_NAME = re.compile(r"^[A-Za-z_][\w\-]*$")  # a column name, not a sentence
+
+
+def check_header(path: Path, header: list[str]) -> None:
+    """The first row must name the columns; a row of sentences there means the header line is missing."""
+    if header and not all(HEADER_NAME.match(name) for name in header):
+        raise SimCSELabError(f"{path.name}: the first row {header!r:.120} is not a header of column names; add a first line "
+                             "sent0,sent1 (pairs), sent0,sent1,hard_neg (triplets) or sent0,sent1,label (SBERT)")
+
+
 def read_csv_training_file(path: Path) -> TrainingData:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with open(path, encoding="utf8", errors="replace", newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
-        header = [h.strip() for h in next(reader, [])]
-        rows = list(reader)
+    rows = read_csv_rows(path, delimiter, "training file")
+    header = [h.strip() for h in rows.pop(0)] if rows else []
+    check_header(path, header)
     if header and header[-1].lower() == "label" and len(header) == 3:
         return TrainingData("sbert", load_nli_pairs(path), 0, str(path))
     if len(header) not in CSV_LAYOUTS:
@@ -109,7 +118,7 @@ def read_csv_training_file(path: Path) -> TrainingData:
                                  f"got {len(row)}: {row!r:.120}")
         kept.append(tuple(cell.strip() for cell in row))
     if skipped:
-        warnings.warn(f"{path.name}: skipped {skipped} empty row(s)", stacklevel=2)
+        warnings.warn(f"{path.name}: skipped {skipped} empty row(s)", SimCSELabWarning, stacklevel=2)
     if not kept:
         raise SimCSELabError(f"{path.name} has a header but no rows")
     return TrainingData("pairs" if width == 2 else "triplets", kept, skipped, str(path))
@@ -120,7 +129,7 @@ JSON_SUFFIXES = (".json", ".jsonl")
 
 def json_records(path: Path) -> list[tuple[str, object]]:
     """(where, record) for each record of a JSON Lines file or of a file holding one JSON array."""
-    text = path.read_text(encoding="utf8", errors="replace").lstrip("\ufeff")
+    text = read_text(path, "training file")  # strict UTF-8, BOM dropped
     try:
         if text.lstrip().startswith("["):
             return [(f"item {i}", record) for i, record in enumerate(json.loads(text))]

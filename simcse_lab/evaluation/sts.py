@@ -23,8 +23,8 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.stats import spearmanr
 
-from ..data.sts import ALL7, TASK_DISPLAY_NAMES, check_task, load_sts
-from ..errors import SimCSELabError
+from ..data.sts import ALL7, SPLITS, TASK_DISPLAY_NAMES, check_task, load_sts
+from ..errors import SimCSELabError, unknown_choice, write_error
 from ..geometry import alignment, as_float64, average_cosine, l2_normalize, uniformity
 
 EncodeFn = Callable[[list[str]], "np.ndarray"]
@@ -144,17 +144,24 @@ def evaluate_similarity(
 
 def task_pairs(tasks: Sequence[str], split: str, data_dir=None, max_pairs: int | None = None) -> dict[str, ScoredPairs]:
     """The scored pairs of each task in `split` (STS12-16: test only, so skipped for dev)."""
+    return {task: ScoredPairs.from_pairs(load_sts(task, split if task in SPLIT_TASKS else "test", data_dir)[:max_pairs])
+            for task in tasks_with_split(tasks, split)}
+
+
+SPLIT_TASKS = ("stsb", "sickr")  # the tasks with train / dev / test splits; STS12-16 are test-only
+
+
+def tasks_with_split(tasks: Sequence[str], split: str) -> list[str]:
+    """The tasks evaluate_sts scores for this split: all for "test", STS-B and SICK-R for "dev" or "train" (STS12-16
+    have only test data); none left is an error, so an average over nothing is never reported."""
+    if split not in SPLITS:
+        raise unknown_choice("split", split, SPLITS)
     tasks = [check_task(t) for t in tasks]
-    per_task = {}
-    for task in tasks:
-        task_split = split if task in ("stsb", "sickr") else "test"
-        if split != "test" and task_split == "test":
-            continue
-        per_task[task] = ScoredPairs.from_pairs(load_sts(task, task_split, data_dir)[:max_pairs])
-    if not per_task:
+    kept = [t for t in tasks if split == "test" or t in SPLIT_TASKS]
+    if not kept:
         raise SimCSELabError(f"no task of {', '.join(tasks)} has a {split} split (STS12-16 are test-only); "
                              "choose other tasks or --mode test")
-    return per_task
+    return kept
 
 
 def pair_cosine_scores(encode: EncodeFn, pairs: Sequence[tuple[str, str, float]]) -> tuple[np.ndarray, np.ndarray]:
@@ -187,6 +194,11 @@ def format_comparison_table(rows: dict[str, dict[str, float]]) -> str:
 
 def save_results(results: dict, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2) + "\n")
+    except OSError as error:
+        if (translated := write_error(error, path, "choose another --output")) is None:
+            raise
+        raise translated from None
     return path

@@ -65,6 +65,7 @@ from torch import nn
 
 from ..errors import SimCSELabError
 from ..geometry import as_float64
+from .files import check_input_dim, inside_directory, read_model_json, safetensors_problem
 
 __all__ = [
     "FlowConfig", "FlowHistory", "Flow", "FixedAffine", "ActNorm", "InvertibleLinear", "AffineCoupling",
@@ -492,20 +493,28 @@ class FlowTransform:
         return target
 
     @classmethod
-    def load(cls, directory) -> "FlowTransform":
+    def load(cls, directory, input_dim: int | None = None) -> "FlowTransform":
+        """The flow saved in directory/postprocess; input_dim: the hidden size of the encoder it will sit on."""
         target = Path(directory) / POSTPROCESS_DIR
         config_path = target / "config.json"
         if not config_path.is_file():
             raise SimCSELabError(f"no flow saved in {target}: {config_path.name} is missing")
-        saved = json.loads(config_path.read_text())
+        saved = read_model_json(config_path, "post-processing config")
         if saved.get("kind") != cls.kind:
             raise SimCSELabError(f"{config_path} holds a {saved.get('kind')!r} transform, not a flow")
+        if not isinstance(saved.get("flow_config"), dict) or not isinstance(saved.get("dim"), int) or saved["dim"] < 2:
+            raise SimCSELabError(f"{config_path} lacks the flow's settings (a \"flow_config\" object and its \"dim\"); fit and save the flow again")
         config = FlowConfig.from_options(**saved["flow_config"])
-        weights = target / saved.get("weights", WEIGHTS_FILE)
-        if not weights.is_file():
-            raise SimCSELabError(f"flow weights {weights} are missing")
+        check_input_dim("flow", saved["dim"], input_dim, config_path)
+        weights = inside_directory(target, saved.get("weights", WEIGHTS_FILE), f"{config_path} (\"weights\")")
+        if (problem := safetensors_problem(weights)) is not None:
+            raise SimCSELabError(f"flow weights in {target}: {problem}; fit and save the flow again")
         flow = Flow(saved["dim"], config.num_layers, config.hidden_size, seed=config.seed)
-        flow.load_state_dict(load_file(str(weights)))
+        try:
+            flow.load_state_dict(load_file(str(weights)))
+        except RuntimeError as error:  # missing / unexpected keys or shapes: another flow's weights
+            raise SimCSELabError(f"{weights} does not match the flow described in {config_path} "
+                                 f"({str(error).splitlines()[0][:120]}); fit and save the flow again") from None
         history = None
         if "history" in saved:
             history = FlowHistory(**{k: [float("nan") if v is None else v for v in value] if isinstance(value, list) else value

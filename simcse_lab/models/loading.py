@@ -26,7 +26,6 @@ from a newly initialised head whatever the checkpoint holds, as the official `cl
 from __future__ import annotations
 
 import dataclasses
-import json
 import pickle
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,10 +37,9 @@ from torch import nn
 
 from ..errors import SimCSELabError
 from .device import pick_device
+from .files import DENSE_DIR, SIMCSE_CONFIG, check_model_directory, read_model_json
 from .pooling import MLPHead, check_pooler
 
-SIMCSE_CONFIG = "simcse_config.json"
-DENSE_DIR = "2_Dense"
 ST_POOLING_CONFIG = "1_Pooling/config.json"
 # Config attribute names that hold dropout probabilities, across the supported architectures.
 DROPOUT_ATTRIBUTES = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
@@ -67,7 +65,7 @@ def load_encoder(cls, name_or_path, pooler=None, mlp_only_train=None, device=Non
     if not is_local and (local.exists() or name.startswith((".", "/", "~"))):
         raise SimCSELabError(f"model path {name!r} is not a directory holding a saved model; pass a model directory or a Hugging Face hub id")
     source = str(local) if is_local else name
-    saved = read_json(local / SIMCSE_CONFIG) if is_local else None
+    saved = check_model_directory(local) if is_local else None  # a damaged directory fails before anything loads
     device = pick_device(device)  # a bad device fails before the weights load
 
     with hub_errors(name), quiet_transformers():
@@ -77,13 +75,17 @@ def load_encoder(cls, name_or_path, pooler=None, mlp_only_train=None, device=Non
         backbone, loading_info = AutoModel.from_pretrained(source, config=config, trust_remote_code=trust_remote_code,
                                                            output_loading_info=True)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    check_tokenizer(tokenizer, backbone, name)
     backbone = backbone.float()
 
     choice = choose_pooler(name, local if is_local else None, saved, pooler, mlp_only_train)
     mlp = None  # with fresh_mlp, SimCSEEncoder draws a new cls head from the global RNG (which the trainer has seeded)
+    saved_head = local / DENSE_DIR / "model.safetensors" if saved is not None and saved.get("has_mlp") else None
+    if saved_head is not None and saved_head.exists() and (fresh_mlp or choice.pooler != "cls"):
+        load_mlp(saved_head, hidden_size(config))  # unused here, but a damaged model directory fails the same way everywhere
     if choice.pooler == "cls" and not fresh_mlp:
-        if saved is not None and saved.get("has_mlp") and (local / DENSE_DIR / "model.safetensors").exists():
-            mlp = load_mlp(local / DENSE_DIR / "model.safetensors")
+        if saved_head is not None and saved_head.exists():
+            mlp = load_mlp(saved_head, hidden_size(config))
         else:
             mlp, head = head_from_checkpoint(backbone, loading_info.get("missing_keys", ()), name, choice.official)
             choice = dataclasses.replace(choice, reason=f"{choice.reason}; cls head: {head}")
@@ -91,7 +93,7 @@ def load_encoder(cls, name_or_path, pooler=None, mlp_only_train=None, device=Non
     if is_local:
         from .postprocess import load_postprocess  # noqa: PLC0415  (optional, saved beside the encoder)
 
-        postprocess = load_postprocess(local)
+        postprocess = load_postprocess(local, hidden_size(config))
     encoder = cls(backbone, tokenizer, pooler=choice.pooler, mlp_only_train=choice.mlp_only_train, mlp=mlp,
                   postprocess=postprocess, prompt=(saved or {}).get("prompt_template"), bert_forward=bert_forward, name_or_path=name,
                   training_config=(saved or {}).get("training", {}), pooler_reason=choice.reason)
@@ -163,7 +165,12 @@ class hub_errors:
                 f"refused to load model {self.name!r}: its pytorch_model.bin holds pickled objects other than tensors, "
                 "which could run code. Use a safetensors checkpoint, or convert it yourself only if you trust its source."
             ) from None
-        if exc is None or not isinstance(exc, (OSError, ValueError)) or isinstance(exc, SimCSELabError):
+        if isinstance(exc, RuntimeError) and any(m in str(exc) for m in ("mismatched_sizes", "size mismatch")):
+            raise SimCSELabError(f"could not load model {self.name!r}: its weights do not have the shapes its config.json "
+                                 "describes (a hidden-size or vocabulary mismatch), so the two files belong to different "
+                                 "models; copy the config.json that was saved with these weights") from None
+        damaged_weights = type(exc).__name__ == "SafetensorError"  # safetensors' own class, not an OSError
+        if exc is None or not (isinstance(exc, (OSError, ValueError)) or damaged_weights) or isinstance(exc, SimCSELabError):
             return False
         detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         if isinstance(exc, OSError) and any(marker.lower() in str(exc).lower() for marker in HUB_TROUBLE):
@@ -176,23 +183,43 @@ class hub_errors:
                              "config.json, the weights (model.safetensors) and the tokenizer files") from exc
 
 
-def read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+def hidden_size(config) -> int:
+    return int(getattr(config, "hidden_size", None) or getattr(config, "dim"))
+
+
+def check_tokenizer(tokenizer, backbone: nn.Module, name: str) -> None:
+    """A tokenizer with no vocabulary (a directory without tokenizer files loads one of just the special tokens:
+    every word becomes [UNK]) or with ids past the embedding table is refused."""
+    special = set(getattr(tokenizer, "all_special_ids", ()) or ())
+    if len(tokenizer) - len(special) <= 1:
+        raise SimCSELabError(f"model {name!r} has no tokenizer vocabulary (its tokenizer holds only the special tokens "
+                             f"{', '.join(getattr(tokenizer, 'all_special_tokens', []))}): the tokenizer files (tokenizer.json, "
+                             "vocab.txt, ...) are missing. Copy them from the model it was trained from")
+    embeddings = backbone.get_input_embeddings() if hasattr(backbone, "get_input_embeddings") else None
+    rows = getattr(embeddings, "num_embeddings", None)
+    if rows is not None and len(tokenizer) > rows:
+        raise SimCSELabError(f"model {name!r}: its tokenizer has {len(tokenizer)} tokens but the model's embedding table only "
+                             f"{rows} rows, so these are not each other's files; use the tokenizer the model was trained with")
 
 
 def sentence_transformers_pooler(directory: Path) -> str | None:
     """The simcse_lab pooler matching a sentence-transformers Pooling config, if there is one."""
-    config = read_json(directory / ST_POOLING_CONFIG)
-    if config is None:
+    if not (directory / ST_POOLING_CONFIG).is_file():
         return None
+    config = read_model_json(directory / ST_POOLING_CONFIG, "sentence-transformers pooling config")
     if config.get("pooling_mode_cls_token"):
         return "cls_before_pooler"
     return "avg"
 
 
-def load_mlp(path: Path) -> MLPHead:
+def load_mlp(path: Path, hidden_size: int) -> MLPHead:
+    """The MLP head saved in 2_Dense/ (sentence-transformers' Dense layout), which must fit the encoder's hidden size."""
     state = load_file(str(path))
-    mlp = MLPHead(state["linear.weight"].shape[0])
+    shapes = {key: tuple(state[key].shape) for key in ("linear.weight", "linear.bias") if key in state}
+    if shapes != {"linear.weight": (hidden_size, hidden_size), "linear.bias": (hidden_size,)}:
+        raise SimCSELabError(f"{path} does not hold an MLP head for this encoder (hidden size {hidden_size}): it has {shapes or 'no linear.* tensors'}; "
+                             "it belongs to another model. Save the model again")
+    mlp = MLPHead(hidden_size)
     mlp.dense.weight.data.copy_(state["linear.weight"])
     mlp.dense.bias.data.copy_(state["linear.bias"])
     return mlp

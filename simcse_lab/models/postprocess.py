@@ -17,11 +17,11 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-import torch
 from safetensors.torch import load_file, save_file
 
-from ..errors import unknown_choice
+from ..errors import SimCSELabError, unknown_choice
 from ..geometry import Whitening
+from .files import check_input_dim, read_model_json, safetensors_problem
 
 POSTPROCESS_DIR = "postprocess"
 POSTPROCESS_KINDS = ("whitening", "flow")
@@ -44,24 +44,31 @@ class WhiteningTransform(Whitening):
         return target
 
     @classmethod
-    def load(cls, directory) -> "WhiteningTransform":
-        state = load_file(str(Path(directory) / POSTPROCESS_DIR / "whitening.safetensors"))
-        return cls(mean=state["mean"].double(), kernel=state["kernel"].double())
+    def load(cls, directory, input_dim: int | None = None) -> "WhiteningTransform":
+        path = Path(directory) / POSTPROCESS_DIR / "whitening.safetensors"
+        if (problem := safetensors_problem(path)) is not None:
+            raise SimCSELabError(f"{Path(directory) / POSTPROCESS_DIR}: {problem}; fit and save the whitening again")
+        state = load_file(str(path))
+        mean, kernel = state.get("mean"), state.get("kernel")
+        if mean is None or kernel is None or mean.dim() != 1 or kernel.dim() != 2 or kernel.shape[0] != mean.shape[0]:
+            raise SimCSELabError(f"{path} does not hold a whitening (a mean (D,) and a kernel (D, k)); fit and save it again")
+        check_input_dim("whitening", int(mean.shape[0]), input_dim, path)
+        return cls(mean=mean.double(), kernel=kernel.double())
 
 
-def load_postprocess(directory):
-    """The transform saved in directory/postprocess, or None if there is none."""
+def load_postprocess(directory, input_dim: int | None = None):
+    """The transform saved in directory/postprocess, or None if there is none; input_dim: the encoder's hidden size."""
     config_path = Path(directory) / POSTPROCESS_DIR / "config.json"
     if not config_path.is_file():
         return None
-    kind = json.loads(config_path.read_text())["kind"]
+    kind = read_model_json(config_path, "post-processing config").get("kind")
     if kind == "whitening":
-        return WhiteningTransform.load(directory)
+        return WhiteningTransform.load(directory, input_dim)
     if kind == "flow":
         from .flow import FlowTransform  # noqa: PLC0415
 
-        return FlowTransform.load(directory)
-    raise unknown_choice("post-processing kind", kind, POSTPROCESS_KINDS)
+        return FlowTransform.load(directory, input_dim)
+    raise SimCSELabError(f"{config_path}: unknown post-processing kind {kind!r}; valid kinds are: {', '.join(POSTPROCESS_KINDS)}")
 
 
 def fit_postprocess(encoder, sentences: Sequence[str], kind: str = "whitening", batch_size: int = 64, max_length: int = 128, **options):

@@ -175,17 +175,12 @@ def objective_name(requested: str, data: TrainingData) -> str:
     return requested
 
 
-def build_objective(config, data: TrainingData, encoder, device: torch.device, dist) -> Objective:
-    """The objective a TrainConfig and a training file ask for, with the file tokenised into its columns."""
-    max_length = min(config.max_seq_length, encoder.max_tokens)
-    width = 2 if data.mode == "sbert" else len(data.rows[0])
-    columns = [TokenizedColumn.from_sentences(encoder.tokenizer, [row[i] for row in data.rows], max_length,
-                                              threads=config.preprocessing_num_workers) for i in range(width)]
+def check_objective_settings(config, data: TrainingData) -> None:
+    """The settings that depend on what the training file holds, checked before any model loads."""
     if objective_name(config.objective, data) == "sbert":
         if data.mode != "sbert":
             raise SimCSELabError(f"the SBERT objective needs a CSV with columns sent0,sent1,label; {config.train_file} is a {data.mode} file")
-        labels = torch.tensor([row[2] for row in data.rows], dtype=torch.long)
-        return SBERTObjective(encoder, columns, device, dist, labels).to(device)
+        return
     if data.mode == "sbert":
         raise SimCSELabError("a sent0,sent1,label file trains SBERT; pass --objective sbert (or auto), not simcse")
     if config.augmentation != "none" and data.mode != "unsup":
@@ -193,6 +188,18 @@ def build_objective(config, data: TrainingData, encoder, device: torch.device, d
     if config.hard_negative_weight and data.mode != "triplets":
         raise SimCSELabError(f"hard_negative_weight needs hard negatives (a sent0,sent1,hard_neg CSV); {config.train_file} is a "
                              f"{data.mode} file")
+
+
+def build_objective(config, data: TrainingData, encoder, device: torch.device, dist) -> Objective:
+    """The objective a TrainConfig and a training file ask for, with the file tokenised into its columns."""
+    check_objective_settings(config, data)
+    max_length = min(config.max_seq_length, encoder.max_tokens)
+    width = 2 if data.mode == "sbert" else len(data.rows[0])
+    columns = [TokenizedColumn.from_sentences(encoder.tokenizer, [row[i] for row in data.rows], max_length,
+                                              threads=config.preprocessing_num_workers) for i in range(width)]
+    if objective_name(config.objective, data) == "sbert":
+        labels = torch.tensor([row[2] for row in data.rows], dtype=torch.long)
+        return SBERTObjective(encoder, columns, device, dist, labels).to(device)
     mlm_head = None
     if config.do_mlm:
         from .mlm import AuxiliaryMLM  # noqa: PLC0415

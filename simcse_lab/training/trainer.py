@@ -27,7 +27,6 @@ import contextlib
 import json
 import math
 import random
-import shutil
 import time
 import warnings
 from contextlib import contextmanager
@@ -40,14 +39,15 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.training_files import load_training_file
-from ..errors import SimCSELabError
+from ..errors import SimCSELabError, SimCSELabWarning
 from ..evaluation.dev import DevEvaluator
 from ..models.device import training_autocast
 from ..models.encoder import SimCSEEncoder
 from . import checkpoint as ckpt
 from .config import CUDA_GRAPH_MODES, TrainConfig, check_precision_device
 from .distributed import DistributedContext
-from .objectives import Objective, SBERTObjective, build_objective, objective_name
+from .objectives import Objective, SBERTObjective, build_objective, check_objective_settings, objective_name
+from .run_dir import HISTORY_FILE, METRICS_FILE, RunDirectory, claim_output_dir, finish_publishing, publish_best_model
 from .sampling import StepPlan
 from .schedule import schedule_factor
 from .snapshots import with_geometry_snapshots
@@ -83,19 +83,29 @@ class TrainResult:
     history: list[dict]
     metrics_path: str
     seconds: float
+    already_finished: bool = False  # the output directory held this run, finished: nothing was trained
 
 
 # ---------------------------------------------------------------------- the trainer
 def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
-    """Train, evaluate on STS-B dev, keep the best; see the module docstring."""
+    """Train, evaluate on STS-B dev, keep the best; see the module docstring. Every setting, the training file and
+    the output directory are checked before the model loads; a finished run resumed is a no-op that says so."""
     started = time.time()
     check_precision_device(config)  # first: --fp16 on a machine without CUDA fails before the data and model load
-    data = load_training_file(config.train_file)  # a bad file fails before anything is written
+    dist = DistributedContext.from_environment(config.device)  # a device this machine lacks fails next
+    data = load_training_file(config.train_file)  # then the file: a bad one fails before anything is written
     if config.max_train_samples:
         data.rows = data.rows[: config.max_train_samples]
-    output_dir = Path(config.output_dir)
-    resume_path = prepare_output_dir(config, output_dir)
-    dist = DistributedContext.from_environment(config.device)
+    check_objective_settings(config, data)
+    with claim_output_dir(config, dist.is_main) as run:  # locked, accepted, compared with a resumed checkpoint
+        if run.finished is not None:
+            return finished_result(run, dist)
+        return run_training(run, config, data, dist, callbacks, started)
+
+
+def run_training(run: RunDirectory, config: TrainConfig, data, dist: DistributedContext, callbacks, started: float) -> TrainResult:
+    """The run itself, in an output directory claimed for it (simcse_lab.training.run_dir)."""
+    output_dir, resume_path = run.path, run.resume
     seed_everything(config.seed)
 
     encoder, objective = load_model_and_objective(config, data, resume_path, dist)
@@ -108,7 +118,7 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
     max_steps = config.max_steps if config.max_steps > 0 else math.ceil(config.num_train_epochs * batches_per_epoch)
 
     step = TrainingStep(config, encoder, objective, dist, max_steps)
-    output_dir.mkdir(parents=True, exist_ok=True)  # only now: a bad setting, model or train file leaves nothing behind
+    run.open_for_writing()  # only now: a bad setting, model or train file leaves nothing behind
     state = TrainState(config=config, max_steps=max_steps)
     if resume_path is not None:
         restore_checkpoint(resume_path, state, step)
@@ -336,25 +346,6 @@ def notify(callbacks, event: str, state: TrainState, *args) -> None:
             handler(state, *args)
 
 
-def prepare_output_dir(config: TrainConfig, output_dir: Path) -> Path | None:
-    """Refuse to clobber results; find the checkpoint to resume from."""
-    if output_dir.exists() and not output_dir.is_dir():
-        raise SimCSELabError(f"output_dir {output_dir} exists and is a file; choose another --output_dir")
-    ckpt.remove_stale_temporaries(output_dir) if output_dir.is_dir() else None
-    resume = ckpt.resolve_resume(config.resume_from_checkpoint, output_dir)
-    if resume is None and output_dir.is_dir() and any(output_dir.iterdir()):
-        if not config.overwrite_output_dir and config.resume_from_checkpoint == "auto":
-            raise SimCSELabError(f"--resume_from_checkpoint auto found no complete checkpoint-<step> in {output_dir} (the run "
-                                 "stopped before its first save) and the directory is not empty; pass --overwrite_output_dir "
-                                 "to start again there, or choose another --output_dir")
-        if not config.overwrite_output_dir:
-            raise SimCSELabError(f"output_dir {output_dir} already exists and is not empty; pass --overwrite_output_dir to "
-                                 "train into it anyway, --resume_from_checkpoint auto to continue, or choose another --output_dir")
-        for old in ckpt.list_checkpoints(output_dir) + [output_dir / "best_model"]:
-            shutil.rmtree(old, ignore_errors=True)
-    return resume
-
-
 def save_model(encoder: SimCSEEncoder, objective: Objective, directory: Path, final: Path, state: TrainState) -> None:
     """The encoder (and the SBERT head, which belongs with the encoder it was trained with) into directory;
     final: where directory will live (its model card names that path)."""
@@ -399,25 +390,38 @@ def restore_checkpoint(path: Path, state: TrainState, step: TrainingStep) -> Non
 
 
 def finish_run(encoder, objective, output_dir: Path, state: TrainState, started: float, dist) -> TrainResult:
-    """Put the best model (or the final one) in output_dir with metrics.json and history.json."""
-    metrics_path = output_dir / "metrics.json"
+    """Put the best model (or the final one) in output_dir, then history.json, then metrics.json: written last, it
+    marks the run finished. best_model/ is removed only after that, so a kill at any point loses nothing."""
+    metrics_path = output_dir / METRICS_FILE
     if dist.is_main:
-        best_dir = output_dir / "best_model"
-        if best_dir.is_dir():
-            for item in best_dir.iterdir():
-                target = output_dir / item.name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                shutil.move(str(item), target)
-            shutil.rmtree(best_dir)
-        else:
-            save_model(encoder, objective, output_dir, output_dir, state)
+        if not publish_best_model(output_dir):
+            if state.best_step >= 0:  # never put the final model where the best one belongs
+                raise SimCSELabError(f"{output_dir / 'best_model'} (the best model, step {state.best_step}) is missing, so the "
+                                     "final model was not saved in its place; the checkpoints are kept")
+            with ckpt.files_into(output_dir) as staged:
+                save_model(encoder, objective, staged, output_dir, state)
         metrics = {**state.summary(), "skipped_nonfinite": state.skipped_nonfinite,
                    "train_seconds": round(time.time() - started, 1), "final": state.history[-1] if state.history else {}}
+        ckpt.atomic_write_text(output_dir / HISTORY_FILE, json.dumps(state.history, indent=1) + "\n")
         ckpt.atomic_write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
-        ckpt.atomic_write_text(output_dir / "history.json", json.dumps(state.history, indent=1) + "\n")
+        finish_publishing(output_dir)
     return TrainResult(
         output_dir=str(output_dir), best_score=None if state.best_step < 0 else state.best_score,
         best_step=None if state.best_step < 0 else state.best_step, steps=state.step, history=state.history,
         metrics_path=str(metrics_path), seconds=time.time() - started,
     )
+
+
+def finished_result(run: RunDirectory, dist: DistributedContext) -> TrainResult:
+    """What train returns for a run that had already finished: its recorded result, with a line that says so."""
+    metrics = run.finished
+    history_path = run.path / HISTORY_FILE
+    history = json.loads(history_path.read_text(encoding="utf8")) if history_path.is_file() else []
+    if dist.is_main:
+        warnings.warn(f"{run.path} holds a finished run ({metrics['steps']} steps, {METRICS_FILE}): nothing to do. To train "
+                      "again, pass --overwrite_output_dir without --resume_from_checkpoint, or choose another --output_dir",
+                      SimCSELabWarning, stacklevel=3)
+    dist.close()
+    return TrainResult(output_dir=str(run.path), best_score=metrics.get("best_stsb_dev"), best_step=metrics.get("best_step"),
+                       steps=metrics["steps"], history=history, metrics_path=str(run.path / METRICS_FILE), seconds=0.0,
+                       already_finished=True)
