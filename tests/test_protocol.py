@@ -119,6 +119,10 @@ def test_overriding_the_pooler_prints_what_was_trained_and_what_each_gives(saved
     lines.clear()
     evaluate_model(saved_cls_model, mode="dev", tasks=["stsb"], pooler="cls", data_dir=data_dir, show_progress=False, say=lines.append)
     assert lines == []  # the trained pooler, asked for explicitly: nothing to warn about
+    same = evaluate_model(saved_cls_model, mode="dev", tasks=["stsb"], pooler="cls_before_pooler", data_dir=data_dir,
+                          show_progress=False, say=lines.append)
+    assert lines == []  # [CLS] with the MLP dropped at inference is cls_before_pooler: the same embeddings
+    assert same["sts_dev"]["stsb_dev"] == pytest.approx(scores["cls"], abs=1e-9)
 
 
 def test_official_unsup_checkpoint_with_cls_is_flagged(tiny_model_dir, tmp_path, data_dir):

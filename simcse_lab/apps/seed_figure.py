@@ -45,7 +45,13 @@ def seed_distribution_figure(values: Mapping[str, Sequence[float]], stats: Mappi
             marker=dict(symbol="diamond", size=10, color="#7f7f7f"),
             error_y=dict(type="data", array=[reference["max"] - mid], arrayminus=[mid - reference["min"]], color="#7f7f7f", width=8),
             hovertemplate=f"{reference['label']}<br>{reference['min']:.2f} - {reference['max']:.2f}<extra></extra>"))
-    fig.update_xaxes(tickvals=list(position.values()), ticktext=[names.get(c, c) for c in columns], range=[-0.5, len(columns) - 0.3])
+    fig.update_xaxes(tickvals=list(position.values()), ticktext=[names.get(c, c) for c in columns], range=[-0.5, len(columns) - 0.3],
+                     tickangle=0)
+    if dev_columns := [c for c in columns if c.endswith("_dev")]:  # a rule between the selection score and the test scores
+        edge = max(position[c] for c in dev_columns) + 0.5
+        fig.add_vline(x=edge, line=dict(color="#999", dash="dash", width=1))
+        fig.add_annotation(x=edge, y=1.0, yref="paper", text="dev (selection) | test (reported only)", showarrow=False,
+                           yanchor="bottom", font=dict(size=11, color="#666"))
     fig.update_yaxes(title="Spearman x 100")
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.15, x=0))
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.12, x=0))
     return base_layout(fig, title or "Scores by seed", height=500)

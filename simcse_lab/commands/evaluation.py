@@ -58,6 +58,11 @@ def trained_protocol(model_name_or_path) -> dict:
             "reason": choice.reason, "known": not choice.reason.startswith("no saved")}
 
 
+def inference_pooler(pooler: str, mlp_only_train: bool) -> str:
+    """The pooler as inference sees it: cls whose MLP runs in training only is cls_before_pooler."""
+    return "cls_before_pooler" if pooler == "cls" and mlp_only_train else pooler
+
+
 def describe_pooler(encoder: SimCSEEncoder) -> str:
     if encoder.pooler != "cls":
         return encoder.pooler
@@ -81,7 +86,8 @@ def evaluate_model(model_name_or_path, mode: str = "test", task_set: str = "sts"
     def encode_with(model: SimCSEEncoder):
         return lambda s: model.encode(s, batch_size=batch_size, max_length=length, show_progress=show_progress).numpy()
 
-    if pooler is not None and trained["known"] and encoder.pooler != trained["pooler"]:
+    asked_as = inference_pooler(encoder.pooler, encoder.mlp_only_train)
+    if pooler is not None and trained["known"] and asked_as != inference_pooler(trained["pooler"], trained["mlp_only_train"]):
         say(pooler_guard_line(model_name_or_path, encoder, trained, encode_with, data_dir))
     protocol = {"mode": mode, "split": split, "pooler": encoder.pooler, "pooler_description": describe_pooler(encoder),
                 "pooler_source": encoder.pooler_reason, "max_length": length, "batch_size": batch_size,

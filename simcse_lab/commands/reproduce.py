@@ -189,7 +189,8 @@ def write_figure(ledger: dict, ledger_dir: Path, say) -> str | None:
         return None
     columns = [c for c in COLUMNS if c in ledger["summary"]]
     values = {c: [seed_row(r)[c] for r in records] for c in columns}
-    fig = seed_distribution_figure(values, ledger["summary"], COLUMN_NAMES, [r["seed"] for r in records], ledger["references"],
+    names = {**COLUMN_NAMES, "stsb_dev": "STS-B dev<br>(selection)", "avg_test": "Avg.<br>(test)"}
+    fig = seed_distribution_figure(values, ledger["summary"], names, [r["seed"] for r in records], ledger["references"],
                                    title=f"{ledger['name']}: {len(records)} seeds (dots), mean and 95% t interval (bars)")
     try:
         fig.write_image(str(ledger_dir / "ledger.png"), scale=2)

@@ -11,11 +11,11 @@ SimCSE paper's Table 7 used):
   (tenacity + 1)-th epoch that does not improve on the best (the count is never reset), or past `max_epoch`;
 - the fit's model is the best one, its score that best validation accuracy.
 
-Speed without changing that: fits are independent, so fits with the same number of training rows (and so the
-same permutations, because every fit reseeds) are trained together as one stacked (M, D, C) weight tensor, one
-batched product per step. Each fit's gradient is that of its own loss, Adam and RMSprop update elementwise, and
-the L2 term is added to each fit's gradient before the step, which is what torch's `weight_decay` does. A fit that
-has stopped keeps training in the stack, but its kept (best) weights no longer change.
+Speed without changing that (`train_stack`): fits are independent, and every fit reseeds, so fits with the same
+number of training rows draw the same permutations and can step together. They are trained as one stack: the
+fits of a row set (one fold, four penalties) share each gathered batch, and all row sets of the stack run in one
+batched product per step. Each fit still gets exactly its own update (see `train_stack`). A fit that has stopped
+keeps training in the stack, but its kept (best) weights no longer change.
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ from ..errors import unknown_choice
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}  # torch's defaults, as SentEval's get_optimizer
 VALIDATION_SPLIT = 0.05  # SentEval's final fits hold out 5% of the training rows for early stopping
-MAX_STACK = 64  # fits trained together at most (memory: a batch is (M, batch_size, D))
+MAX_STACK = 64  # row sets trained together at most (memory: a batch is (U, batch_size, D))
+# The probe's tensors are small (a step is a few million multiply-adds), so a second thread buys little and waits
+# at every operation; on a busy machine that wait dominates (benchmarks/README.md: MR, fasttest, 6x slower with 2).
+PROBE_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,15 @@ def fit_probes(x: np.ndarray | torch.Tensor, y: np.ndarray, fits: list[Fit], num
     """Train every fit on rows of (x, y) as SentEval's classifier would; results in the order of `fits`."""
     x = torch.as_tensor(np.asarray(x, dtype=np.float32))  # (N, D); SentEval trains in float32
     y = np.asarray(y, dtype=np.int64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(PROBE_THREADS)
+    try:
+        return fit_row_sets(x, y, fits, num_classes, settings)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def fit_row_sets(x: torch.Tensor, y: np.ndarray, fits: list[Fit], num_classes: int, settings: ProbeSettings) -> list[FittedProbe]:
     row_sets: dict[tuple, RowSet] = {}
     for index, fit in enumerate(prepare_fit(fit, settings.seed) for fit in fits):
         key = (fit.train.tobytes(), fit.valid.tobytes(), fit.holdout_draw)

@@ -8,6 +8,9 @@ mean of per-subset scores). STS-B and SICK-R use the requested split. "avg" is t
 `encode` is any callable from a list of str to an (N, D) array or tensor, so simcse_lab encoders,
 sentence-transformers models and hand-written baselines are all measured the same way.
 
+`sts_report` gives the same scores with SentEval's other two aggregates of STS12-16 ("mean", "wmean") and the
+per-subset scores; `evaluate_sts` returns the scores alone.
+
 `evaluate_sts`, the trainer's STS-B dev evaluation (`simcse_lab.evaluation.dev`) and `simcse-lab
 diagnose` (`simcse_lab.evaluation.report`) all score through `ScoredPairs` and `score_pairs` here,
 so the best dev score of a run is what `simcse-lab evaluate --mode dev` reports for its model.
