@@ -82,9 +82,10 @@ def test_cli_train_evaluate_diagnose(tiny_model_dir, wiki_file, data_dir, tmp_pa
     assert "best STS-B dev" in done.stdout
     done = run_cli("evaluate", "--model_name_or_path", str(out), "--mode", "dev", "--data_dir", str(data_dir))
     assert done.returncode == 0, done.stderr
-    assert "STSBenchmark" in done.stdout and "SICKRelatedness" in done.stdout
+    assert "STSBenchmark (dev)" in done.stdout and "SICKRelatedness (dev)" in done.stdout and "NOT test" in done.stdout
     saved = json.loads((out / "eval_results_dev.json").read_text())
-    assert set(saved["results"]) == {"stsb", "sickr", "avg"}
+    assert set(saved["sts_dev"]) == {"stsb_dev", "sickr_dev", "avg_dev"}
+    assert saved["protocol"]["split"] == "dev" and "sts_test" not in saved
     done = run_cli("diagnose", "--model_name_or_path", str(out), "--data_dir", str(data_dir), "--output_dir", str(tmp_path / "diag"))
     assert done.returncode == 0, done.stderr
     assert "average cosine" in done.stdout

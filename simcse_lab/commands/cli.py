@@ -1,4 +1,4 @@
-"""`simcse-lab` (also `python -m simcse_lab`): train, evaluate, diagnose, explore, pretrain, tour.
+"""`simcse-lab` (also `python -m simcse_lab`): train, reproduce, evaluate, diagnose, explore, pretrain, tour.
 
 The train and evaluate flags are the official SimCSE train.py / evaluation.py names, so a command
 from the official README or run scripts runs after changing `python train.py` to `simcse-lab train`.
@@ -43,16 +43,30 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="a JSON recipe of TrainConfig settings; flags given on the command line win")
     train.add_argument("--no_progress", action="store_true", help="no progress bar")
 
-    evaluate = commands.add_parser("evaluate", help="STS evaluation in the SentEval 'all' protocol (official evaluation.py)")
+    reproduce = commands.add_parser("reproduce", help="train one recipe for N seeds (resumable) and write a ledger: per-seed STS-B dev "
+                                    "and test scores, mean, std, 95%% interval, environment")
+    add_dataclass_arguments(reproduce, TrainConfig, skip=("show_progress", "seed", "resume_from_checkpoint", "overwrite_output_dir"))
+    reproduce.add_argument("--config", help="a JSON recipe of TrainConfig settings; flags given on the command line win")
+    reproduce.add_argument("--seeds", required=True, help="a count (--seeds 5: seeds 1 to 5) or a list (--seeds 1,2,3; one seed: 7,)")
+    reproduce.add_argument("--ledger_dir", help="where the seeds and the ledger go (default: <output_dir>-seeds)")
+    reproduce.add_argument("--reference", action="append", default=[], metavar="COLUMN:MIN:MAX[:MEAN][:LABEL]",
+                           help="someone else's range to draw beside a column, e.g. avg:73.16:76.70:75.11:simple-simcse README (repeatable)")
+    reproduce.add_argument("--keep_checkpoints", action="store_true", help="keep each finished seed's checkpoints (default: its selected model only)")
+    reproduce.add_argument("--no_progress", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser("evaluate", help="STS (SentEval 'all') and SentEval transfer tasks, as the official evaluation.py")
     evaluate.add_argument("--model_name_or_path", required=True)
-    evaluate.add_argument("--pooler", choices=None, help="cls, cls_before_pooler, avg, avg_top2, avg_first_last or mask (PromptBERT); default: the "
-                          "checkpoint's own (avg for a model that records none, where the official evaluation.py defaults to cls; "
-                          "cls reads the checkpoint's pooler_output, as officially)")
-    evaluate.add_argument("--mode", default="test", help="test (7 tasks), dev (STS-B and SICK-R dev) or fasttest (= test)")
-    evaluate.add_argument("--task_set", default="sts", help="sts (the only set simcse_lab evaluates)")
-    evaluate.add_argument("--tasks", nargs="+", help="a subset of: sts12 sts13 sts14 sts15 sts16 stsb sickr")
+    evaluate.add_argument("--pooler", choices=None, help="override the pooler the model was trained with (cls, cls_before_pooler, avg, "
+                          "avg_top2, avg_first_last, mask for PromptBERT); a different one prints what each gives on STS-B dev")
+    evaluate.add_argument("--mode", default="test", help="test (test splits; transfer in the full settings), fasttest (test splits; "
+                          "transfer in the fast settings) or dev (STS-B and SICK-R dev; transfer validation accuracy)")
+    evaluate.add_argument("--task_set", default="sts", help="sts (7 STS tasks), transfer (MR CR SUBJ MPQA SST2 TREC MRPC), full (both) "
+                          "or na (the --tasks given)")
+    evaluate.add_argument("--tasks", nargs="+", help="instead of the task set, some of: sts12 sts13 sts14 sts15 sts16 stsb sickr "
+                          "mr cr subj mpqa sst2 trec mrpc (the official names STSBenchmark, MR, ... also work)")
     evaluate.add_argument("--data_dir", help="local SentEval-layout data (default $SIMCSE_LAB_DATA)")
-    evaluate.add_argument("--max_seq_length", type=int, default=EVAL_MAX_LENGTH)
+    evaluate.add_argument("--max_seq_length", type=int, default=None,
+                          help=f"tokens kept per sentence (default: what the model was selected with, else {EVAL_MAX_LENGTH})")
     evaluate.add_argument("--batch_size", type=int, default=EVAL_BATCH_SIZE)
     evaluate.add_argument("--output", help="JSON results file (default: eval_results_<mode>.json in the model dir or here)")
 
@@ -113,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; resume with --resume_from_checkpoint auto", file=sys.stderr)
+        hint = "run the same command again to resume" if argv[:1] == ["reproduce"] else "resume with --resume_from_checkpoint auto"
+        print(f"interrupted; {hint}", file=sys.stderr)
         return 130
     finally:
         warnings.formatwarning = formatwarning
@@ -144,9 +159,9 @@ def official_train_arguments(argv: list[str]) -> list[str]:
     return translation.argv
 
 
-def run_train(args, argv) -> int:
+def train_settings(args, argv) -> dict:
+    """TrainConfig values: the defaults, then the --config recipe, then the flags given on the command line."""
     from ..training.config import TrainConfig  # noqa: PLC0415
-    from ..training.trainer import train  # noqa: PLC0415
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
     if args.config:
@@ -154,7 +169,14 @@ def run_train(args, argv) -> int:
         given = {a.split("=", 1)[0].lstrip("-") for a in argv if a.startswith("--")}
         values = {**values, **{k: v for k, v in recipe.items() if k not in given}}
     values["show_progress"] = not args.no_progress
-    result = train(TrainConfig.from_dict(values))
+    return values
+
+
+def run_train(args, argv) -> int:
+    from ..training.config import TrainConfig  # noqa: PLC0415
+    from ..training.trainer import train  # noqa: PLC0415
+
+    result = train(TrainConfig.from_dict(train_settings(args, argv)))
     best = "no evaluation ran" if result.best_score is None else f"best STS-B dev {result.best_score:.2f} at step {result.best_step}"
     done = f"already finished: {result.steps} steps" if result.already_finished else f"trained {result.steps} steps in {result.seconds:.0f}s"
     print(f"{done}; {best}; model in {result.output_dir}")
@@ -179,36 +201,48 @@ def read_recipe(path: Path) -> dict:
     return {key: os.path.expandvars(value) if isinstance(value, str) else value for key, value in recipe.items()}
 
 
-def run_evaluate(args, argv) -> int:
-    from ..data.sts import ALL7, load_sts  # noqa: PLC0415
-    from ..errors import unknown_choice  # noqa: PLC0415
-    from ..evaluation.sts import SPLIT_TASKS, evaluate_sts, format_results_table, save_results, tasks_with_split  # noqa: PLC0415
-    from ..paths import resolve_data_dir  # noqa: PLC0415
-    from ..models.encoder import SimCSEEncoder, check_positive  # noqa: PLC0415
-    from ..models.pooling import check_pooler  # noqa: PLC0415
+def run_reproduce(args, argv) -> int:
+    from ..training.config import TrainConfig  # noqa: PLC0415
+    from .ledger import parse_reference  # noqa: PLC0415
+    from .reproduce import parse_seeds, reproduce  # noqa: PLC0415
 
-    if args.task_set != "sts":
-        raise unknown_choice("task_set", args.task_set, ["sts"])
-    modes = {"test": "test", "fasttest": "test", "dev": "dev"}
-    if args.mode not in modes:
-        raise unknown_choice("mode", args.mode, list(modes))
+    seeds, references = parse_seeds(args.seeds), [parse_reference(r) for r in args.reference]
+    config = TrainConfig.from_dict(train_settings(args, argv))
+    name = Path(args.config).stem if args.config else None
+    reproduce(config, seeds, ledger_dir=args.ledger_dir, references=references, keep_checkpoints=args.keep_checkpoints, name=name,
+              config_file=args.config)
+    return 0
+
+
+def run_evaluate(args, argv) -> int:
+    from ..data.sts import load_sts  # noqa: PLC0415
+    from ..errors import unknown_choice  # noqa: PLC0415
+    from ..evaluation.sts import SPLIT_TASKS, save_results, tasks_with_split  # noqa: PLC0415
+    from ..models.encoder import check_positive  # noqa: PLC0415
+    from ..models.pooling import check_pooler  # noqa: PLC0415
+    from ..paths import resolve_data_dir  # noqa: PLC0415
+    from .evaluation import MODES, default_output, evaluate_model, format_evaluation, resolve_tasks  # noqa: PLC0415
+
+    if args.mode not in MODES:
+        raise unknown_choice("mode", args.mode, list(MODES))
     # every setting and path is checked here, before the model loads and the work starts
-    tasks = tasks_with_split(args.tasks or (ALL7 if modes[args.mode] == "test" else ("stsb", "sickr")), modes[args.mode])
-    check_positive("--max_seq_length", args.max_seq_length, minimum=2)  # [CLS] and [SEP] take two
+    split = MODES[args.mode]
+    sts_tasks, _ = resolve_tasks(args.task_set, args.tasks, split)
+    if sts_tasks:
+        sts_tasks = tasks_with_split(sts_tasks, split)
+    if args.max_seq_length is not None:
+        check_positive("--max_seq_length", args.max_seq_length, minimum=2)  # [CLS] and [SEP] take two
     check_positive("--batch_size", args.batch_size)
     if args.pooler is not None:
         check_pooler(args.pooler)
-    model_dir = Path(args.model_name_or_path)
-    default_dir = model_dir if model_dir.is_dir() and os.access(model_dir, os.W_OK) else Path(".")
-    output = check_output_file(Path(args.output) if args.output else default_dir / f"eval_results_{args.mode}.json", "--output")
+    output = check_output_file(Path(args.output) if args.output else default_output(args.model_name_or_path, args.mode), "--output")
     if resolve_data_dir(args.data_dir) is not None:  # local data is read once first (milliseconds): a damaged file fails now
-        for task in tasks:
-            load_sts(task, modes[args.mode] if task in SPLIT_TASKS else "test", args.data_dir)
-    encoder = SimCSEEncoder.from_pretrained(args.model_name_or_path, pooler=args.pooler)
-    results = evaluate_sts(lambda s: encoder.encode(s, batch_size=args.batch_size, max_length=args.max_seq_length),
-                           tasks=tasks, split=modes[args.mode], data_dir=args.data_dir)
-    print(format_results_table(results, title=f"{args.mode} ({encoder.pooler})"))
-    save_results({"model": args.model_name_or_path, "pooler": encoder.pooler, "mode": args.mode, "results": results}, output)
+        for task in sts_tasks:
+            load_sts(task, split if task in SPLIT_TASKS else "test", args.data_dir)
+    report = evaluate_model(args.model_name_or_path, mode=args.mode, task_set=args.task_set, tasks=args.tasks, pooler=args.pooler,
+                            max_length=args.max_seq_length, batch_size=args.batch_size, data_dir=args.data_dir)
+    print(format_evaluation(report))
+    save_results(report, output)
     print(f"results written to {output}")
     return 0
 
@@ -254,7 +288,7 @@ def run_course(args, argv) -> int:
     return 0
 
 
-COMMANDS = {"train": run_train, "evaluate": run_evaluate, "diagnose": run_diagnose, "pretrain": run_pretrain,
+COMMANDS = {"train": run_train, "reproduce": run_reproduce, "evaluate": run_evaluate, "diagnose": run_diagnose, "pretrain": run_pretrain,
             "prepare-data": run_prepare_data, "tour": run_tour, "course": run_course, "explore": run_explore}
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Data: STS evaluation sets, SimCSE's training files, NLI pairs and the local sentence corpora.
+"""Data: STS evaluation sets, SentEval's transfer sets, SimCSE's training files, NLI pairs and the local sentence corpora.
 
 Every loader reads `data_dir`, defaulting to $SIMCSE_LAB_DATA (a folder in SentEval's layout), and
 falls back to the Hugging Face hub where a copy exists there.

@@ -78,13 +78,22 @@ def load_sts(task: str, split: str = "test", data_dir: str | os.PathLike | None 
     if root is None:
         return load_sts_from_hub(task, split)
     if task in STS_SUBSETS:
-        pairs: list[Pair] = []
-        for subset in STS_SUBSETS[task]:
-            pairs.extend(read_senteval_subset(root / "sts" / f"{task.upper()}-en-test", subset))
-        return pairs
+        return [pair for subset in load_sts_subsets(task, root).values() for pair in subset]
     if task == "stsb":
         return read_stsb(require_file(root / "sts" / "STSBenchmark" / f"sts-{split}.csv", task))
     return read_sick(require_file(root / "sick" / SICK_FILES[split], task))
+
+
+def load_sts_subsets(task: str, data_dir: str | os.PathLike | None = None) -> dict[str, list[Pair]] | None:
+    """STS12-16's scored pairs per SentEval subset (their concatenation, in this order, is `load_sts(task)`);
+    None for a task without subsets (STS-B, SICK-R) or when the data come from the hub, whose copies do not
+    say which subset a pair belongs to."""
+    check_task(task)
+    root = resolve_data_dir(data_dir)
+    if task not in STS_SUBSETS or root is None:
+        return None
+    folder = root / "sts" / f"{task.upper()}-en-test"
+    return {subset: read_senteval_subset(folder, subset) for subset in STS_SUBSETS[task]}
 
 
 def require_file(path: Path, task: str) -> Path:

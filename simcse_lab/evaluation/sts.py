@@ -8,6 +8,9 @@ mean of per-subset scores). STS-B and SICK-R use the requested split. "avg" is t
 `encode` is any callable from a list of str to an (N, D) array or tensor, so simcse_lab encoders,
 sentence-transformers models and hand-written baselines are all measured the same way.
 
+`sts_report` gives the same scores with SentEval's other two aggregates of STS12-16 ("mean", "wmean") and the
+per-subset scores; `evaluate_sts` returns the scores alone.
+
 `evaluate_sts`, the trainer's STS-B dev evaluation (`simcse_lab.evaluation.dev`) and `simcse-lab
 diagnose` (`simcse_lab.evaluation.report`) all score through `ScoredPairs` and `score_pairs` here,
 so the best dev score of a run is what `simcse-lab evaluate --mode dev` reports for its model.
@@ -23,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.stats import spearmanr
 
-from ..data.sts import ALL7, SPLITS, TASK_DISPLAY_NAMES, check_task, load_sts
+from ..data.sts import ALL7, SPLITS, TASK_DISPLAY_NAMES, check_task, load_sts, load_sts_subsets
 from ..errors import SimCSELabError, unknown_choice, write_error
 from ..geometry import alignment, as_float64, average_cosine, l2_normalize, uniformity
 
@@ -107,17 +110,65 @@ def evaluate_sts(
     max_pairs: score only the first N pairs of each task (smoke runs; None = all, the real protocol).
 
     STS12-16 have only test data; with split="dev" they are skipped (SimCSE's dev mode reports
-    STS-B dev and SICK-R dev only).
+    STS-B dev and SICK-R dev only). `sts_report` gives the same scores with SentEval's other
+    aggregates and the per-subset scores.
     """
-    per_task = task_pairs(tasks, split, data_dir, max_pairs)
+    return sts_report(encode, tasks, split, data_dir, max_pairs)["scores"]
+
+
+def sts_report(
+    encode: EncodeFn,
+    tasks: Sequence[str] = ALL7,
+    split: str = "test",
+    data_dir=None,
+    max_pairs: int | None = None,
+) -> dict:
+    """`evaluate_sts`'s scores and how they were aggregated: {"split", "scores", "detail"}.
+
+    scores: {task: Spearman x100, "avg"}, what `evaluate_sts` returns (STS12-16: SentEval's "all", SimCSE's setting).
+    detail: per task {"all", "pairs"} and, for STS12-16, SentEval's other two aggregates of the same embeddings:
+    "mean" (the per-subset Spearman averaged) and "wmean" (weighted by each subset's number of pairs), with
+    "subsets": {name: {"spearman", "pairs"}}. The three differ by several points, which is why papers that
+    report different ones disagree (BERT-flow and whitening results, for example).
+    """
+    per_task: dict[str, tuple[ScoredPairs, dict[str, ScoredPairs]]] = {}
+    for task in tasks_with_split(tasks, split):
+        subsets = None if task in SPLIT_TASKS else load_sts_subsets(task, data_dir)  # STS12-16: test only, in subsets
+        pairs = [p for subset in subsets.values() for p in subset] if subsets else load_sts(task, split if task in SPLIT_TASKS else "test", data_dir)
+        kept = subset_prefix(subsets, max_pairs) if subsets else {}
+        per_task[task] = (ScoredPairs.from_pairs(pairs[:max_pairs]), {name: ScoredPairs.from_pairs(p) for name, p in kept.items()})
     # One encode call over every distinct sentence of every task: fewer, fuller batches.
-    sentences = list(dict.fromkeys(s for pairs in per_task.values() for s in pairs.sentences))
+    sentences = list(dict.fromkeys(s for pairs, _ in per_task.values() for s in pairs.sentences))
     unit = normalized(encode(sentences))
     row = {s: i for i, s in enumerate(sentences)}
-    results = {task: score_pairs(unit[[row[s] for s in pairs.sentences]], pairs, f"{task} ({split})")
-               for task, pairs in per_task.items()}
-    results["avg"] = float(np.mean(list(results.values())))
-    return results
+
+    def score(pairs: ScoredPairs, name: str) -> float:
+        return score_pairs(unit[[row[s] for s in pairs.sentences]], pairs, name)
+
+    scores, detail = {}, {}
+    for task, (pairs, subsets) in per_task.items():
+        scores[task] = score(pairs, f"{task} ({split})")
+        detail[task] = {"all": scores[task], "pairs": len(pairs)}
+        if subsets:
+            by_subset = {name: {"spearman": score(p, f"{task} {name}"), "pairs": len(p)} for name, p in subsets.items()}
+            values = np.array([v["spearman"] for v in by_subset.values()])
+            weights = np.array([v["pairs"] for v in by_subset.values()])
+            detail[task].update(mean=float(values.mean()), wmean=float((values * weights).sum() / weights.sum()), subsets=by_subset)
+    scores["avg"] = float(np.mean(list(scores.values())))
+    return {"split": split, "scores": scores, "detail": detail}
+
+
+def subset_prefix(subsets: dict[str, list], max_pairs: int | None) -> dict[str, list]:
+    """The subsets cut to the first max_pairs pairs of their concatenation (smoke runs); those left with fewer
+    than 2 pairs, which have no Spearman, are dropped."""
+    if max_pairs is None:
+        return subsets
+    kept, left = {}, max_pairs
+    for name, pairs in subsets.items():
+        if left >= 2 and len(pairs[:left]) >= 2:
+            kept[name] = pairs[:left]
+        left -= len(pairs[:left])
+    return kept
 
 
 def evaluate_similarity(
@@ -174,11 +225,18 @@ def format_results_table(results: dict[str, float], title: str | None = None) ->
     """The official evaluation.py table: one header row of task names, one row of scores."""
     names = [TASK_DISPLAY_NAMES.get(t, t) for t in results if t != "avg"] + ["Avg."]
     values = [f"{results[t]:.2f}" for t in results if t != "avg"] + [f"{results['avg']:.2f}" if "avg" in results else "-"]
-    widths = [max(len(n), len(v)) + 2 for n, v in zip(names, values)]
+    return format_table(names, [values], title)
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None) -> str:
+    """A prettytable-style box (what the official evaluation.py prints): a header row, then the rows."""
+    widths = [max(len(str(cell)) for cell in column) + 2 for column in zip(header, *rows)]
     rule = "+" + "+".join("-" * w for w in widths) + "+"
-    header = "|" + "|".join(n.center(w) for n, w in zip(names, widths)) + "|"
-    row = "|" + "|".join(v.center(w) for v, w in zip(values, widths)) + "|"
-    lines = ([f"------ {title} ------"] if title else []) + [rule, header, rule, row, rule]
+
+    def line(cells) -> str:
+        return "|" + "|".join(str(c).center(w) for c, w in zip(cells, widths)) + "|"
+
+    lines = ([f"------ {title} ------"] if title else []) + [rule, line(header), rule] + [line(r) for r in rows] + [rule]
     return "\n".join(lines)
 
 

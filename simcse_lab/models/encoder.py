@@ -278,14 +278,16 @@ class SimCSEEncoder(nn.Module):
                             trust_remote_code=trust_remote_code, bert_forward=bert_forward, fresh_mlp=fresh_mlp)
 
     def save_pretrained(self, save_directory: str | os.PathLike, training: dict | None = None, max_seq_length: int = 128,
-                        final_path: str | os.PathLike | None = None):
+                        final_path: str | os.PathLike | None = None, eval_max_length: int | None = None):
         """Write HF format + simcse_config.json + sentence-transformers files + model card (simcse_lab.models.saving).
 
         final_path: where the directory will live when it is written somewhere temporary first (the model card
-        names that path, not the temporary one)."""
+        names that path, not the temporary one). eval_max_length: the max length it is to be evaluated at
+        (recorded for `simcse-lab evaluate`; the trainer passes the one it selected the checkpoint with)."""
         from .saving import save_encoder  # noqa: PLC0415
 
-        return save_encoder(self, save_directory, training=training, max_seq_length=max_seq_length, final_path=final_path)
+        return save_encoder(self, save_directory, training=training, max_seq_length=max_seq_length, final_path=final_path,
+                            eval_max_length=eval_max_length)
 
 
 # ---------------------------------------------------------------------- input checks

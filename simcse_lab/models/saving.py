@@ -1,9 +1,10 @@
 """What `SimCSEEncoder.save_pretrained` writes, so that three loaders read it without converters.
 
 - Hugging Face format (safetensors + config + tokenizer): `transformers.AutoModel` loads it as is.
-- `simcse_config.json`: the pooler, whether the MLP head is used at inference, the max length, the
-  prompt template of the mask pooler (PromptBERT), and the training settings; `SimCSEEncoder.from_pretrained`
-  reads it back.
+- `simcse_config.json`: the pooler, whether the MLP head is used at inference, the training max length,
+  the prompt template of the mask pooler (PromptBERT), the training settings, and under "evaluation" the
+  protocol the model is to be evaluated with (its pooler and the max length STS-B dev was scored at when the
+  checkpoint was selected); `from_pretrained` reads the pooler back and `simcse-lab evaluate` uses the protocol.
 - sentence-transformers module files (`modules.json`, `1_Pooling/`, `2_Dense/`), so that
   `SentenceTransformer(dir)` loads it with the right pooling.
 - The MLP head, when there is one, in `2_Dense/` and mirrored into the BERT pooler weights (the
@@ -23,8 +24,13 @@ from .loading import DENSE_DIR, SIMCSE_CONFIG, quiet_transformers
 from .pooling import MLPHead
 
 
-def save_encoder(encoder, save_directory, training: dict | None = None, max_seq_length: int = 128, final_path=None) -> Path:
-    """Write every file above for `encoder` (a SimCSEEncoder) into save_directory; see the module docstring."""
+def save_encoder(encoder, save_directory, training: dict | None = None, max_seq_length: int = 128, final_path=None,
+                 eval_max_length: int | None = None) -> Path:
+    """Write every file above for `encoder` (a SimCSEEncoder) into save_directory; see the module docstring.
+
+    max_seq_length: the training truncation; eval_max_length: the one it is evaluated at (None: not recorded,
+    evaluate's default applies). sentence-transformers' config gets the evaluation length, so that
+    `SentenceTransformer(dir)` embeds as `simcse-lab evaluate` does."""
     out = Path(save_directory)
     out.mkdir(parents=True, exist_ok=True)
     pooler_module = getattr(encoder.backbone, "pooler", None)
@@ -47,8 +53,11 @@ def save_encoder(encoder, save_directory, training: dict | None = None, max_seq_
         "training": training or encoder.training_config or {},
         "simcse_lab_version": __import__("simcse_lab").__version__,
     }
+    simcse_config["evaluation"] = {"pooler": encoder.pooler, "mlp_only_train": encoder.mlp_only_train,
+                                   "mlp_at_inference": simcse_config["mlp_at_inference"], "max_length": eval_max_length}
     write_json(out / SIMCSE_CONFIG, simcse_config)
-    write_sentence_transformers_files(out, encoder.pooler, encoder.hidden_size, simcse_config["mlp_at_inference"], max_seq_length)
+    write_sentence_transformers_files(out, encoder.pooler, encoder.hidden_size, simcse_config["mlp_at_inference"],
+                                      eval_max_length or max_seq_length)
     write_model_card(out, simcse_config, Path(final_path) if final_path is not None else out)
     if encoder.postprocess is not None and hasattr(encoder.postprocess, "save"):
         encoder.postprocess.save(out)

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from ..data.training_files import load_training_file
 from ..errors import SimCSELabError, SimCSELabWarning
 from ..evaluation.dev import DevEvaluator
+from ..evaluation.sts import EVAL_MAX_LENGTH
 from ..models.device import training_autocast
 from ..models.encoder import SimCSEEncoder
 from . import checkpoint as ckpt
@@ -349,7 +350,8 @@ def notify(callbacks, event: str, state: TrainState, *args) -> None:
 def save_model(encoder: SimCSEEncoder, objective: Objective, directory: Path, final: Path, state: TrainState) -> None:
     """The encoder (and the SBERT head, which belongs with the encoder it was trained with) into directory;
     final: where directory will live (its model card names that path)."""
-    encoder.save_pretrained(directory, training=state.summary(), max_seq_length=state.config.max_seq_length, final_path=final)
+    encoder.save_pretrained(directory, training=state.summary(), max_seq_length=state.config.max_seq_length, final_path=final,
+                            eval_max_length=EVAL_MAX_LENGTH)  # the length DevEvaluator scores STS-B dev at
     if isinstance(objective, SBERTObjective):
         objective.head.save(directory)
 
