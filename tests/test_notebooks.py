@@ -7,9 +7,11 @@ Regenerate the committed .ipynb files from the .py sources (outputs stripped) wi
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -75,6 +77,47 @@ def test_every_code_cell_compiles_on_this_python(name):
             compile("\n".join(lines), f"{name} code cell {index}", "exec")
         except SyntaxError as error:
             pytest.fail(f"{name}: code cell {index} does not compile: {error}")
+
+
+# Numbers a takeaway may spell out: names (STS12-16, Table 5, Figure 2, §3.2, notebook 02, STS-B, N x 2N, 3-D) and
+# the zero of "far from 0"; every measured figure must come from a variable.
+NAMES_WITH_DIGITS = re.compile(r"STS\d+(-\d+)?|Table \d+|Figure[- ]\d+|§\s?\d+(\.\d+)*|notebook \d+|\b0[1-5]\b|N ?[x×] ?2N"
+                               r"|\d+-D\b|[A-Za-z]+\d+[A-Za-z]*|\bx ?100\b|\bthe 0 of\b")
+
+
+def takeaway_cells(notebook: dict) -> list[dict]:
+    """The cells of the notebook's "## Takeaways" section, up to the next "## " heading."""
+    cells = notebook["cells"]
+    start = next((i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and "## Takeaways" in source(c)), None)
+    if start is None:
+        return []
+    section = [cells[start]]
+    for cell in cells[start + 1:]:
+        if cell["cell_type"] == "markdown" and re.search(r"^## ", source(cell), re.M):
+            break
+        section.append(cell)
+    return section
+
+
+def literal_texts(cell: dict) -> list[str]:
+    """The text a cell writes itself: a markdown cell's source; a code cell's string literals (f-strings' literal
+    parts), not their format specs (".2f") and not what the formatted variables hold."""
+    if cell["cell_type"] == "markdown":
+        return [source(cell)]
+    tree = ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source(cell).splitlines()))
+    specs = {id(part) for node in ast.walk(tree) if isinstance(node, ast.FormattedValue) and node.format_spec is not None
+             for part in node.format_spec.values}
+    return [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in specs]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_takeaways_take_every_figure_from_the_run(name):
+    """A takeaway that writes a number by hand can contradict the cells above it; formatted from the run's
+    variables, it cannot. (The smoke run executes these cells, so a variable that does not exist fails there.)"""
+    section = takeaway_cells(load(name))
+    assert section, f"{name} has no '## Takeaways' section"
+    hand_written = [text for cell in section for text in literal_texts(cell) if re.search(r"\d", NAMES_WITH_DIGITS.sub("", text))]
+    assert not hand_written, f"{name}: takeaway text with a number written by hand (format it from the run): {hand_written[:3]}"
 
 
 @pytest.fixture(scope="module")
