@@ -62,8 +62,9 @@ def wait_for(page, condition: str, what: str, arg=None) -> None:
     try:
         page.wait_for_function(condition, arg=arg, timeout=LIMIT_S * 1000)
     except PlaywrightTimeout:
-        pytest.fail(f"{what} did not happen within {LIMIT_S:.0f} s ({load()}); raise SIMCSE_LAB_BROWSER_TIMEOUT_S on a slow "
-                    "machine, and see artifacts/browser/last_state.png", pytrace=False)
+        plots = page.evaluate(PLOT_STATES)
+        pytest.fail(f"{what} did not happen within {LIMIT_S:.0f} s ({load()}; the page's plots: {plots}); raise "
+                    "SIMCSE_LAB_BROWSER_TIMEOUT_S on a slow machine, and see artifacts/browser/last_state.png", pytrace=False)
 
 
 def free_port() -> int:
@@ -165,8 +166,10 @@ FIGURES_DRAWN = """(css) => {
 
 OUTPUT_FIGURES_DRAWN = """(n) => {
   const plots = Array.from(document.querySelectorAll('.jp-OutputArea-output .js-plotly-plot'));
-  return plots.length >= n && plots.every(gd => gd._fullData && gd._fullData.length > 0 && gd.querySelector('.main-svg'));
+  return plots.filter(gd => gd._fullData && gd._fullData.length > 0 && gd.querySelector('.main-svg')).length >= n;
 }"""
+PLOT_STATES = """() => Array.from(document.querySelectorAll('.jp-OutputArea-output .js-plotly-plot')).map(gd =>
+  (gd._fullData && gd._fullData[0] ? gd._fullData[0].type : 'no data') + (gd.querySelector('.main-svg') ? '' : ' (not drawn)'))"""
 
 HEATMAP_ROWS = """() => {
   const gd = document.querySelector('.simcse-similarity-explorer .js-plotly-plot');

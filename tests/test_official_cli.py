@@ -56,7 +56,7 @@ def captured(monkeypatch):
 
     def fake_train(config):
         configs.append(config)
-        return SimpleNamespace(best_score=None, best_step=None, steps=0, seconds=0.0, output_dir=config.output_dir)
+        return SimpleNamespace(best_score=None, best_step=None, steps=0, seconds=0.0, output_dir=config.output_dir, already_finished=False)
 
     monkeypatch.setattr("simcse_lab.training.trainer.train", fake_train)
     return configs

@@ -162,6 +162,7 @@ def run_with_evaluation(model_dir, train_file, output_dir, monkeypatch, **overri
 
     scores = StepScores()
     monkeypatch.setattr("simcse_lab.training.trainer.dev_evaluator", lambda config, dist: scores)
+    overrides.setdefault("geometry_snapshots", 0)  # the fake evaluator has no STS-B dev pairs to draw a snapshot probe from
     return train(config(model_dir, train_file, output_dir, eval_steps=3, save_steps=3, **overrides), callbacks=[scores])
 
 

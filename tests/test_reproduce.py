@@ -155,3 +155,28 @@ def test_killed_reproduce_process_resumes(tiny_model_dir, wiki_file, data_dir, t
     ledger = json.loads((ledger_dir / rep.LEDGER_JSON).read_text())
     assert ledger["seeds_done"] == [1, 2] and (ledger_dir / ledger["figure"]).is_file()
     assert "never used to select" in (ledger_dir / rep.LEDGER_MD).read_text()
+
+
+def test_the_fingerprints_commit_is_what_git_says_without_starting_git(tmp_path):
+    """The ledger's commit is read from .git's files (the library starts no processes): HEAD through its ref, a
+    packed ref, a detached HEAD; no checkout gives None."""
+    import shutil
+    import subprocess
+
+    from simcse_lab.commands.fingerprint import git_commit
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    run = lambda *args: subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout.strip()  # noqa: E731
+    repo.mkdir()
+    run("init", "-q")
+    (repo / "a.txt").write_text("a\n")
+    run("add", "a.txt")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    assert git_commit(repo) == run("rev-parse", "HEAD")
+    run("pack-refs", "--all")  # the branch now lives in packed-refs only
+    assert git_commit(repo) == run("rev-parse", "HEAD")
+    run("checkout", "-q", "--detach")
+    assert git_commit(repo) == run("rev-parse", "HEAD")
+    assert git_commit(tmp_path / "nothing-here") is None

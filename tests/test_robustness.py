@@ -306,9 +306,9 @@ def test_cli_train_output_dir_is_a_file(tiny_model_dir, files, tmp_path, capsys)
 
 @pytest.mark.parametrize("extra, needles", [
     (["--mode", "full"], ["unknown mode 'full'", "test, fasttest, dev"]),
-    (["--task_set", "transfer"], ["unknown task_set 'transfer'", "sts"]),
+    (["--task_set", "all"], ["unknown task_set 'all'", "transfer"]),
     (["--pooler", "max"], ["unknown pooler 'max'", "avg_first_last"]),
-    (["--tasks", "sts99"], ["unknown STS task 'sts99'", "sickr"]),
+    (["--tasks", "sts99"], ["unknown task 'sts99'", "sickr", "mrpc"]),
     (["--tasks", "stsb", "--data_dir", "EMPTY"], ["sts-test.csv", "SIMCSE_LAB_DATA"]),
 ])
 def test_cli_evaluate_bad_input(tiny_model_dir, tmp_path, capsys, extra, needles):

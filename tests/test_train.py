@@ -186,7 +186,7 @@ def test_the_sbert_head_saved_beside_the_model_is_the_best_steps_head(tiny_model
     path.write_text("\n".join(rows) + "\n")
     result = train(TrainConfig(model_name_or_path=str(tiny_model_dir), train_file=str(path), output_dir=str(tmp_path / "sbert"),
                                max_steps=6, per_device_train_batch_size=8, learning_rate=1e-2, eval_steps=2, save_total_limit=0,
-                               eval_at_start=False, show_progress=False))
+                               eval_at_start=False, geometry_snapshots=0, show_progress=False))  # a fake evaluator: no pairs
     assert result.best_step == 2
     state = torch.load(tmp_path / "sbert" / "checkpoint-2" / "trainer_state.pt", weights_only=True)["objective"]
     saved = SBERTHead.load(result.output_dir).state_dict()

@@ -22,7 +22,7 @@ from ..data.transfer import TRANSFER_DISPLAY_NAMES, TRANSFER_TASKS
 from ..errors import SimCSELabError, unknown_choice
 from ..evaluation.sts import EVAL_BATCH_SIZE, EVAL_MAX_LENGTH, evaluate_sts, format_table, sts_report
 from ..models.encoder import SimCSEEncoder
-from ..models.files import SIMCSE_CONFIG, read_model_json
+from ..models.files import check_model_directory
 from ..models.loading import choose_pooler
 
 MODES = {"test": "test", "fasttest": "test", "dev": "dev"}  # mode -> the split scores come from
@@ -52,8 +52,7 @@ def trained_protocol(model_name_or_path) -> dict:
     known is False when nothing was saved (the pooler is then simcse_lab's default guess, avg)."""
     name = str(model_name_or_path)
     local = Path(name).expanduser()
-    config = local / SIMCSE_CONFIG
-    saved = read_model_json(config, "simcse_lab config") if config.is_file() else None
+    saved = check_model_directory(local) if local.is_dir() else None  # a damaged directory: one error, as loading gives
     choice = choose_pooler(name, local if local.is_dir() else None, saved, None, None)
     evaluation = (saved or {}).get("evaluation") or {}
     return {"pooler": choice.pooler, "mlp_only_train": choice.mlp_only_train, "max_length": evaluation.get("max_length"),

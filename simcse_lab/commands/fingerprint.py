@@ -2,7 +2,8 @@
 
 Library versions (python, torch, transformers, tokenizers, numpy, scipy, scikit-learn), the CUDA and cuDNN
 versions torch was built with, the device the run used, the CPU model (/proc/cpuinfo), the thread count,
-simcse_lab's version and, in a git checkout, its commit (with "+dirty" when the work tree has changes).
+simcse_lab's version and, in a git checkout, its commit, read from the checkout's .git files (the library starts
+no processes; whether the work tree has changes is not recorded, so record results from a clean checkout).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import hashlib
 import json
 import os
 import platform
-import subprocess
 from importlib import metadata
 from pathlib import Path
 
@@ -64,16 +64,29 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 
 
 def git_commit(source: Path) -> str | None:
-    """The commit of the checkout simcse_lab is imported from ("<sha>+dirty" with local changes); None when it
-    is not a git checkout (an installed wheel) or git is missing."""
-    if not (source / ".git").exists():
-        return None
+    """The commit checked out at `source` (HEAD, resolved through its ref, a worktree's common directory and
+    packed-refs); None when it is not a git checkout (an installed wheel) or the files cannot be read."""
+    git = source / ".git"
     try:
-        sha = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        if sha.returncode != 0:
+        if git.is_file():  # a worktree or submodule: "gitdir: <path>"
+            text = git.read_text(encoding="utf8").strip()
+            git = (source / text.removeprefix("gitdir:").strip()).resolve() if text.startswith("gitdir:") else git
+        if not git.is_dir():
             return None
-        status = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
+        head = (git / "HEAD").read_text(encoding="utf8").strip()
+        if not head.startswith("ref:"):
+            return head or None  # a detached HEAD holds the sha itself
+        ref = head.removeprefix("ref:").strip()
+        common = (git / (git / "commondir").read_text(encoding="utf8").strip()).resolve() if (git / "commondir").is_file() else git
+        for base in (git, common):
+            if (base / ref).is_file():
+                return (base / ref).read_text(encoding="utf8").strip()
+        packed = common / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text(encoding="utf8").splitlines():
+                sha, _, name = line.partition(" ")
+                if name == ref:
+                    return sha
+    except OSError:
         return None
-    return sha.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
+    return None

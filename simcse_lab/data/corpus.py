@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import SimCSELabError
+from .text import text_lines
 from ..paths import DATA_ENV_VAR, resolve_data_dir
 
 # Evaluation files (relative to the data folder) that must never feed pre-training.
@@ -49,16 +50,16 @@ def read_text(path: Path) -> str:
 
 
 def _lines(text: str) -> list[str]:
-    return text.splitlines()
+    return text_lines(text)
 
 
 def _lines_without_last(text: str) -> list[str]:
-    return text.splitlines()[:-1]  # wiki1m_head.txt ends mid-sentence
+    return text_lines(text)[:-1]  # wiki1m_head.txt ends mid-sentence
 
 
 def _tsv_columns(*columns: int, header: bool) -> Callable[[str], list[str]]:
     def extract(text: str) -> list[str]:
-        rows = text.splitlines()[1 if header else 0:]
+        rows = text_lines(text)[1 if header else 0:]
         out = []
         for row in rows:
             fields = row.split("\t")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import SimCSELabError, SimCSELabWarning
-from .text import read_csv_rows, read_text
+from .text import read_csv_rows, read_lines
 
 __all__ = ["NLI_LABELS", "LABEL_TO_ID", "ID_TO_LABEL", "NLIPair", "load_nli_pairs", "write_nli_csv"]
 
@@ -107,7 +107,7 @@ def read_senteval_nli(folder: Path, split: str | Sequence[str] | None) -> list[N
         if missing:
             raise SimCSELabError(f"SentEval NLI file(s) {', '.join(missing)} missing in {folder} "
                                  f"(split {name!r}; splits present: {', '.join(present) or 'none'})")
-        columns = [read_text(file, "NLI file").splitlines() for file in files]
+        columns = [read_lines(file, "NLI file") for file in files]
         lengths = [len(c) for c in columns]
         if len(set(lengths)) != 1:
             raise SimCSELabError(f"{folder}: s1.{name}, s2.{name} and labels.{name} must have one line per pair, "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import SimCSELabError, unknown_choice
 from ..paths import DATA_ENV_VAR, resolve_data_dir
-from .text import read_text
+from .text import read_lines
 
 STS_TASKS = ("sts12", "sts13", "sts14", "sts15", "sts16", "stsb", "sickr")
 ALL7 = STS_TASKS
@@ -133,7 +133,7 @@ def no_pairs(path: Path) -> SimCSELabError:
 
 def read_senteval_subset(folder: Path, subset: str) -> list[Pair]:
     input_path, gold_path = (require_file(folder / f"STS.{kind}.{subset}.txt", folder.name) for kind in ("input", "gs"))
-    inputs, golds = read_text(input_path, "STS file").splitlines(), read_text(gold_path, "STS file").splitlines()
+    inputs, golds = read_lines(input_path, "STS file"), read_lines(gold_path, "STS file")
     if len(inputs) != len(golds):
         raise SimCSELabError(f"{folder.name}/{subset}: {len(inputs)} sentence pairs but {len(golds)} gold scores; the files are damaged")
     pairs = []
@@ -147,7 +147,7 @@ def read_senteval_subset(folder: Path, subset: str) -> list[Pair]:
 
 def read_stsb(path: Path) -> list[Pair]:
     pairs = []
-    for number, line in enumerate(read_text(path, "STS file").splitlines(), start=1):
+    for number, line in enumerate(read_lines(path, "STS file"), start=1):
         if not line.strip():
             continue
         fields = tab_fields(line.strip(), path, number, 7, "7 (genre, file, year, id, score, sentence1, sentence2)")
@@ -159,12 +159,12 @@ def read_stsb(path: Path) -> list[Pair]:
 
 def read_stsb_genres(path: Path) -> list[str]:
     """The genre (first column: main-captions, main-forums, main-news) of each pair `read_stsb` reads, in its order."""
-    return [fields[0] for fields in (line.strip().split("\t") for line in path.read_text(encoding="utf8").splitlines())
+    return [fields[0] for fields in (line.strip().split("\t") for line in read_lines(path, "STS file"))
             if len(fields) >= 7]
 
 
 def read_sick(path: Path) -> list[Pair]:
-    lines = read_text(path, "STS file").splitlines()[1:]  # header: pair_ID sentence_A sentence_B ...
+    lines = read_lines(path, "STS file")[1:]  # header: pair_ID sentence_A sentence_B ...
     pairs = []
     for number, line in enumerate(lines, start=2):
         if not line.strip():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import SimCSELabError
 
-__all__ = ["read_text", "read_json", "read_csv_rows", "decode_utf8"]
+__all__ = ["read_text", "read_lines", "text_lines", "read_json", "read_csv_rows", "decode_utf8"]
 
 
 def decode_utf8(data: bytes, path: str | os.PathLike) -> str:
@@ -37,6 +37,18 @@ def read_text(path: str | os.PathLike, what: str = "file") -> str:
     except OSError as error:
         raise SimCSELabError(f"cannot read {what} {path} ({error.strerror or type(error).__name__})") from None
     return decode_utf8(data, path)
+
+
+def text_lines(text: str) -> list[str]:
+    """The lines of `text` as a file opened in text mode gives them: split at \\n, \\r\\n and \\r only, never at the
+    other characters str.splitlines() splits at (\\x1c-\\x1e, \\x85, \\u2028, ...), which can sit inside a sentence."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def read_lines(path: str | os.PathLike, what: str = "file") -> list[str]:
+    """read_text, as lines (text_lines)."""
+    return text_lines(read_text(path, what))
 
 
 def read_json(path: str | os.PathLike, what: str = "JSON file", fix: str = "") -> dict:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import SimCSELabError, SimCSELabWarning, unknown_choice
 from .nli import label_id, load_nli_pairs
-from .text import read_csv_rows, read_text
+from .text import read_csv_rows, read_lines, read_text, text_lines
 
 SIMCSE_HUB_REPO = "princeton-nlp/datasets-for-simcse"
 
@@ -70,7 +70,7 @@ def read_sentences(path: str | os.PathLike) -> tuple[list[str], int]:
     path = Path(path)
     check_readable(path)
     sentences, skipped = [], 0
-    for line in read_text(path, "training file").splitlines():  # strict UTF-8: a bad byte is named, never replaced
+    for line in read_lines(path, "training file"):  # strict UTF-8: a bad byte is named, never replaced
         line = line.strip()
         if line:
             sentences.append(line)
@@ -133,7 +133,7 @@ def json_records(path: Path) -> list[tuple[str, object]]:
     try:
         if text.lstrip().startswith("["):
             return [(f"item {i}", record) for i, record in enumerate(json.loads(text))]
-        return [(f"line {n}", json.loads(line)) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        return [(f"line {n}", json.loads(line)) for n, line in enumerate(text_lines(text), start=1) if line.strip()]
     except json.JSONDecodeError as error:
         raise SimCSELabError(f"{path.name} is not JSON Lines or a JSON array ({error.msg}); write one object per line, for "
                              'example {"sent0": "...", "sent1": "...", "hard_neg": "..."}') from None

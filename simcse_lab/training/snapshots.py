@@ -96,6 +96,8 @@ class GeometrySnapshots:
     def on_evaluate(self, state, record: dict) -> None:
         if not self.records:  # resumed from a run without snapshots: no probe, no step 0 to compare with
             return
+        if state.step == 0:  # eval_at_start: on_train_begin recorded this very encoder already
+            return
         self.record(state, as_numpy(self.evaluator.embeddings)[self.rows])
 
     def record(self, state, embeddings) -> None:
