@@ -81,3 +81,16 @@ def test_offline_the_route_says_in_one_line_what_it_would_do(tmp_path):
     message = json.loads(done.stdout.strip().splitlines()[-1])
     assert "\n" not in message and "published checkpoints" in message and "princeton-nlp/sup-simcse-bert-base-uncased" in message
     assert "cannot be reached" in message and "run this with internet once" in message
+
+
+def test_the_default_encoders_reference_figures_hold_what_the_notebooks_read():
+    """notebooks 02 and 03 format their 'What you will see' boxes from these keys; a missing one fails the smoke run
+    much later and less clearly."""
+    from simcse_lab.apps.paper import default_encoder_reference
+
+    reference = default_encoder_reference()
+    assert reference is not None, "data/models/bert-mini-mlm/measurements.json is missing"
+    assert set(reference["sts_avg"]) >= {"raw avg", "raw [CLS]", "unsup, wiki + WordNet", "unsup, in-domain", "sup"}
+    assert reference["pretraining_tokens"] > 0
+    for stage in reference["mlm_stages"]:
+        assert set(stage) == {"stage", "tokens", "raw", "split", "after"}

@@ -46,7 +46,7 @@ PAPER_CHECKPOINTS = {
 
 def default_encoder_reference() -> dict | None:
     """What the embedded default encoder's recipes measured on the reference run (its model card's numbers, as
-    data: measurements.json beside the weights, written by benchmarks/default_encoder_report.py), or None."""
+    data: measurements.json beside the weights; its "about" names where each figure was measured), or None."""
     path = Path(DEFAULT_MODEL) / "measurements.json"
     return json.loads(path.read_text()) if path.is_file() else None
 

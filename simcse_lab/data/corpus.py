@@ -160,7 +160,7 @@ UNSUP_SOURCE_GROUPS = {
     "reviews": ("mr.pos", "mr.neg", "cr.pos", "cr.neg", "subj.objective", "subj.subjective", "mpqa.pos", "mpqa.neg"),
 }
 DEFAULT_UNSUP_SOURCES = ("wiki", "wordnet")
-# The offline unsupervised recipe's corpus (recipes/unsup_default.json; chosen on STS-B dev in the ablation of
+# The offline unsupervised recipe's corpus (recipes/unsup_default.json; chosen on STS-B dev against wiki + WordNet,
 # benchmarks/README.md): every source group but STS-B train, so no sentence of the evaluated benchmark's own
 # release is trained on.
 IN_DOMAIN_SOURCES = ("wiki", "wordnet", "snli", "sick_train", "reviews")
