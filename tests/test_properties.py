@@ -55,6 +55,7 @@ def load_quietly(path: Path):
 
 def expected_sentences(text: str) -> list[str]:
     """Universal-newline lines of `text`, stripped, blanks dropped (the trailing newline ends a line, starts none)."""
+    text = text.removeprefix("\ufeff")  # a leading byte-order mark is dropped (the loaders read utf-8-sig)
     parts = re.split(r"\r\n|\r|\n", text)
     if parts and parts[-1] == "":
         parts = parts[:-1]
