@@ -52,3 +52,12 @@ def data_dir() -> Path:
     if not DATA_DIR or not Path(DATA_DIR).is_dir():
         pytest.skip("set SIMCSE_LAB_DATA to the data directory (for example ../shared/data) to run data tests")
     return Path(DATA_DIR)
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test (restored after): exact-resume comparisons and timings on shared cores."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -34,14 +34,6 @@ def tree(root: Path) -> dict[str, tuple]:
 
 
 @pytest.fixture
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture
 def sentences(tmp_path, one_thread) -> Path:
     from conftest import WORDS
 

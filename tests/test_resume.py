@@ -362,14 +362,6 @@ def test_rotation_never_leaves_a_partial_checkpoint(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- NaN and OOM, in-process
 
 
-@pytest.fixture
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def small_config(model_dir: Path, train_file: Path, output_dir: Path, **overrides):
     from simcse_lab.train import TrainConfig
 
