@@ -94,9 +94,9 @@ def test_a_tokenizer_with_python_side_steps_takes_its_own_call(tiny_model_dir, s
     """Its Rust backend alone would give other ids; the agreement check on the first sentences sees it."""
 
     class Shouting(type(AutoTokenizer.from_pretrained(tiny_model_dir))):
-        def _encode_plus(self, text, *args, **kwargs):
+        def __call__(self, text, *args, **kwargs):  # __call__: transformers 4.x and 5.x route lists to other helpers
             text = [t.upper().replace("A", "B") for t in text] if isinstance(text, list) else text.upper().replace("A", "B")
-            return super()._encode_plus(text, *args, **kwargs)
+            return super().__call__(text, *args, **kwargs)
 
     tokenizer = Shouting.from_pretrained(tiny_model_dir)
     rust_ids = [e.ids for e in tokenization.truncating_rust_tokenizer(tokenizer, 8).encode_batch(SENTENCES[:2])]
