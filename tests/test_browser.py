@@ -17,6 +17,7 @@ Screenshots go to artifacts/browser/ (and docs/screenshots/ with SIMCSE_LAB_UPDA
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -49,6 +50,7 @@ NEW_SENTENCE = "A brand new sentence about the ocean."
 # goes on at once; the limit only bounds a stuck run. On a busy shared machine JupyterLab and the kernel's first
 # import of torch take minutes, hence the generous default.
 LIMIT_S = float(os.environ.get("SIMCSE_LAB_BROWSER_TIMEOUT_S", "600"))
+SCREENSHOT_DIR = REPO / "artifacts" / "browser"  # every screenshot the browser tests take (docs/screenshots: see screenshot())
 
 
 def load() -> str:
@@ -65,6 +67,34 @@ def wait_for(page, condition: str, what: str, arg=None) -> None:
         plots = page.evaluate(PLOT_STATES)
         pytest.fail(f"{what} did not happen within {LIMIT_S:.0f} s ({load()}; the page's plots: {plots}); raise "
                     "SIMCSE_LAB_BROWSER_TIMEOUT_S on a slow machine, and see artifacts/browser/last_state.png", pytrace=False)
+
+
+@contextlib.contextmanager
+def chromium_page(width: int, height: int, last_shot: str):
+    """A page in headless Chromium and the console errors and page errors it logs; its last state is saved as
+    SCREENSHOT_DIR / last_shot however the test ends."""
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": width, "height": height}, device_scale_factor=1)
+        console_errors = []
+        page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
+        page.on("pageerror", lambda e: console_errors.append(str(e)))
+        try:
+            yield page, console_errors
+        finally:
+            page.screenshot(path=str(SCREENSHOT_DIR / last_shot))
+            browser.close()
+
+
+def screenshot(element, name: str, shots: Path) -> None:
+    """One element's picture into the test's folder, and into docs/screenshots when SIMCSE_LAB_UPDATE_SCREENSHOTS=1."""
+    update = os.environ.get("SIMCSE_LAB_UPDATE_SCREENSHOTS") == "1"
+    for folder in [shots] + ([REPO / "docs" / "screenshots"] if update else []):
+        folder.mkdir(parents=True, exist_ok=True)
+        element.screenshot(path=str(folder / f"{name}.png"))
 
 
 def free_port() -> int:
@@ -179,65 +209,51 @@ HEATMAP_ROWS = """() => {
 
 
 def test_explorer_notebook_in_jupyterlab(jupyter_lab):
-    from playwright.sync_api import sync_playwright
-
-    shots = REPO / "artifacts" / "browser"
-    shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
+    shots = SCREENSHOT_DIR
+    with chromium_page(1400, 1000, "last_state.png") as (page, console_errors):
         page.set_default_timeout(LIMIT_S * 1000)  # clicks and fills wait for their element as long as the waits above
-        console_errors = []
-        page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
-        try:
-            page.goto(jupyter_lab, wait_until="domcontentloaded", timeout=LIMIT_S * 1000)
-            wait_for(page, "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext.isReady", "the notebook's kernel starting")
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            deadline, state = time.monotonic() + LIMIT_S, {}
-            while time.monotonic() < deadline:
-                state = page.evaluate(NOTEBOOK_STATE)
-                if state["errors"] or (state["executed"] == state["cells"] and state["status"] == "idle"):
-                    break
-                page.wait_for_timeout(500)
-            page.screenshot(path=str(shots / "notebook.png"))
-            assert not state["errors"], f"notebook cells raised: {state['errors']}"
-            assert state["executed"] == state["cells"], f"not all cells ran within {LIMIT_S:.0f} s ({load()}): {state}"
+        page.goto(jupyter_lab, wait_until="domcontentloaded", timeout=LIMIT_S * 1000)
+        wait_for(page, "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                       " && window.jupyterapp.shell.currentWidget.sessionContext"
+                       " && window.jupyterapp.shell.currentWidget.sessionContext.isReady", "the notebook's kernel starting")
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        deadline, state = time.monotonic() + LIMIT_S, {}
+        while time.monotonic() < deadline:
+            state = page.evaluate(NOTEBOOK_STATE)
+            if state["errors"] or (state["executed"] == state["cells"] and state["status"] == "idle"):
+                break
+            page.wait_for_timeout(500)
+        page.screenshot(path=str(shots / "notebook.png"))
+        assert not state["errors"], f"notebook cells raised: {state['errors']}"
+        assert state["executed"] == state["cells"], f"not all cells ran within {LIMIT_S:.0f} s ({load()}): {state}"
 
-            for css in APPS:  # every app's figures were drawn with their data
-                wait_for(page, f"({FIGURES_DRAWN})('{css}')", f"the {css} figures being drawn")
-            # explore's static figures are checked where they are drawn for users, on its page (test_explore_browser);
-            # in JupyterLab 4.6 the notebook's plotly outputs are not all in the DOM as .js-plotly-plot (seen:
-            # only the widget's heatmap), so this test checks the live app and the headline table
-            assert page.locator("table#headline").count() == 1  # the notebook opens on the headline numbers
+        for css in APPS:  # every app's figures were drawn with their data
+            wait_for(page, f"({FIGURES_DRAWN})('{css}')", f"the {css} figures being drawn")
+        # explore's static figures are checked where they are drawn for users, on its page (test_explore_browser);
+        # in JupyterLab 4.6 the notebook's plotly outputs are not all in the DOM as .js-plotly-plot (seen:
+        # only the widget's heatmap), so this test checks the live app and the headline table
+        assert page.locator("table#headline").count() == 1  # the notebook opens on the headline numbers
 
-            explorer = page.locator(".simcse-similarity-explorer")
-            wait_for(page, f"() => ({HEATMAP_ROWS})() > 0", "the similarity heatmap being drawn")
-            rows_before = page.evaluate(HEATMAP_ROWS)
-            textarea = explorer.locator("textarea")
-            textarea.scroll_into_view_if_needed()
-            textarea.click()
-            page.keyboard.press("Control+End")
-            page.keyboard.type("\n" + NEW_SENTENCE)
-            explorer.get_by_role("button", name="Update").click()
-            wait_for(page, f"() => ({HEATMAP_ROWS})() === {rows_before + 1}", "the heatmap gaining a row for the typed sentence")
-            ticks = page.evaluate("() => Array.from(document.querySelectorAll("
-                                  "'.simcse-similarity-explorer .js-plotly-plot .yaxislayer-above .ytick text')).map(t => t.textContent)")
-            assert ticks[-1].startswith(NEW_SENTENCE[:20]), ticks
+        explorer = page.locator(".simcse-similarity-explorer")
+        wait_for(page, f"() => ({HEATMAP_ROWS})() > 0", "the similarity heatmap being drawn")
+        rows_before = page.evaluate(HEATMAP_ROWS)
+        textarea = explorer.locator("textarea")
+        textarea.scroll_into_view_if_needed()
+        textarea.click()
+        page.keyboard.press("Control+End")
+        page.keyboard.type("\n" + NEW_SENTENCE)
+        explorer.get_by_role("button", name="Update").click()
+        wait_for(page, f"() => ({HEATMAP_ROWS})() === {rows_before + 1}", "the heatmap gaining a row for the typed sentence")
+        ticks = page.evaluate("() => Array.from(document.querySelectorAll("
+                              "'.simcse-similarity-explorer .js-plotly-plot .yaxislayer-above .ytick text')).map(t => t.textContent)")
+        assert ticks[-1].startswith(NEW_SENTENCE[:20]), ticks
 
-            targets = [shots] + ([REPO / "docs" / "screenshots"] if os.environ.get("SIMCSE_LAB_UPDATE_SCREENSHOTS") == "1" else [])
-            for css, name in APPS.items():
-                app = page.locator(f".{css}")
-                # JupyterLab scrolls inside the notebook panel, so make the window taller than the app.
-                page.set_viewport_size({"width": 1400, "height": int(app.bounding_box()["height"]) + 300})
-                app.scroll_into_view_if_needed()
-                wait_for(page, f"({FIGURES_DRAWN})('{css}')", f"the {css} figures being drawn again")
-                page.wait_for_timeout(1000)  # WebGL (sphere, map) paints a frame after plotly reports done
-                for folder in targets:
-                    folder.mkdir(parents=True, exist_ok=True)
-                    app.screenshot(path=str(folder / f"{name}.png"))
-        finally:
-            page.screenshot(path=str(shots / "last_state.png"))
-            browser.close()
-        assert not [e for e in console_errors if "plotly" in e.lower() or "widget" in e.lower()], console_errors
+        for css, name in APPS.items():
+            app = page.locator(f".{css}")
+            # JupyterLab scrolls inside the notebook panel, so make the window taller than the app.
+            page.set_viewport_size({"width": 1400, "height": int(app.bounding_box()["height"]) + 300})
+            app.scroll_into_view_if_needed()
+            wait_for(page, f"({FIGURES_DRAWN})('{css}')", f"the {css} figures being drawn again")
+            page.wait_for_timeout(1000)  # WebGL (sphere, map) paints a frame after plotly reports done
+            screenshot(app, name, shots)
+    assert not [e for e in console_errors if "plotly" in e.lower() or "widget" in e.lower()], console_errors

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import build_tiny_bert
-from test_browser import CHROMIUM, CHROMIUM_ARGS, LIMIT_S, REPO, require_browser
+from test_browser import LIMIT_S, SCREENSHOT_DIR, chromium_page, require_browser, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -69,17 +69,9 @@ POINT_ON_MAP = """(id) => {
 
 
 def test_the_explore_page_renders_and_answers_in_chromium(three_model_page):
-    from playwright.sync_api import sync_playwright
-
-    shots = REPO / "artifacts" / "browser"
-    shots.mkdir(parents=True, exist_ok=True)
-    targets = [shots] + ([REPO / "docs" / "screenshots"] if os.environ.get("SIMCSE_LAB_UPDATE_SCREENSHOTS") == "1" else [])
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
-        console_errors, outside = [], []
-        page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
-        page.on("pageerror", lambda e: console_errors.append(str(e)))
+    shots = SCREENSHOT_DIR
+    with chromium_page(1280, 900, "explore_last_state.png") as (page, console_errors):
+        outside = []
 
         def refuse_the_network(route):
             if route.request.url.startswith(("file:", "data:", "blob:")):
@@ -88,60 +80,54 @@ def test_the_explore_page_renders_and_answers_in_chromium(three_model_page):
             return route.abort()
 
         page.route("**/*", refuse_the_network)
-        try:
-            started = time.monotonic()
-            page.goto(three_model_page.as_uri(), wait_until="load", timeout=LIMIT_MS)
-            page.wait_for_function("() => document.getElementById('headline') && document.querySelector('.plot[data-rendered]')",
-                                   timeout=LIMIT_MS)
-            first = time.monotonic() - started
-            page.wait_for_function(ALL_DRAWN, timeout=LIMIT_MS)
-            print(f"first figure drawn after {first:.1f}s, all after {time.monotonic() - started:.1f}s (not a timed test)")
-            assert page.locator("#headline td[data-key='spearman']").count() == 3
+        started = time.monotonic()
+        page.goto(three_model_page.as_uri(), wait_until="load", timeout=LIMIT_MS)
+        page.wait_for_function("() => document.getElementById('headline') && document.querySelector('.plot[data-rendered]')",
+                               timeout=LIMIT_MS)
+        first = time.monotonic() - started
+        page.wait_for_function(ALL_DRAWN, timeout=LIMIT_MS)
+        print(f"first figure drawn after {first:.1f}s, all after {time.monotonic() - started:.1f}s (not a timed test)")
+        assert page.locator("#headline td[data-key='spearman']").count() == 3
 
-            # the replay: click the end of its slider; the sphere and the marker on the trajectory move
-            replay = page.locator("#replay-0")
-            replay.scroll_into_view_if_needed()
-            before = page.evaluate("() => Array.from(document.getElementById('replay-0')._fullData[1].x).slice(0, 5)")
-            steps = page.evaluate("() => document.getElementById('replay-0').layout.sliders[0].steps.length")
-            rail = replay.locator(".slider-rail-rect").bounding_box()
-            page.mouse.click(rail["x"] + rail["width"] - 2, rail["y"] + rail["height"] / 2)
-            page.wait_for_function(f"() => document.getElementById('replay-0').layout.sliders[0].active === {steps - 1}", timeout=LIMIT_MS)
-            page.wait_for_function("(b) => JSON.stringify(Array.from(document.getElementById('replay-0')._fullData[1].x).slice(0, 5))"
-                                   " !== JSON.stringify(b)", arg=before, timeout=LIMIT_MS)
-            marker = page.evaluate("() => document.getElementById('replay-0')._fullData[4].x[0]")
-            last_uniformity = page.evaluate("() => { const t = document.getElementById('replay-0')._fullData[2]; return t.x[t.x.length - 1]; }")
-            assert marker == pytest.approx(last_uniformity)
+        # the replay: click the end of its slider; the sphere and the marker on the trajectory move
+        replay = page.locator("#replay-0")
+        replay.scroll_into_view_if_needed()
+        before = page.evaluate("() => Array.from(document.getElementById('replay-0')._fullData[1].x).slice(0, 5)")
+        steps = page.evaluate("() => document.getElementById('replay-0').layout.sliders[0].steps.length")
+        rail = replay.locator(".slider-rail-rect").bounding_box()
+        page.mouse.click(rail["x"] + rail["width"] - 2, rail["y"] + rail["height"] / 2)
+        page.wait_for_function(f"() => document.getElementById('replay-0').layout.sliders[0].active === {steps - 1}", timeout=LIMIT_MS)
+        page.wait_for_function("(b) => JSON.stringify(Array.from(document.getElementById('replay-0')._fullData[1].x).slice(0, 5))"
+                               " !== JSON.stringify(b)", arg=before, timeout=LIMIT_MS)
+        marker = page.evaluate("() => document.getElementById('replay-0')._fullData[4].x[0]")
+        last_uniformity = page.evaluate("() => { const t = document.getElementById('replay-0')._fullData[2]; return t.x[t.x.length - 1]; }")
+        assert marker == pytest.approx(last_uniformity)
 
-            # the corpus map: hover shows the sentence, a click lists the neighbours in all three models
-            page.locator("#map-0").scroll_into_view_if_needed()
-            page.wait_for_timeout(300)
-            point = page.evaluate(f"({POINT_ON_MAP})('map-0')")
-            page.mouse.move(point["x"], point["y"])
-            page.wait_for_function("() => document.querySelector('#map-0 .hoverlayer .hovertext')", timeout=LIMIT_MS)
-            page.mouse.click(point["x"], point["y"])
-            page.wait_for_function(f"() => document.body.getAttribute('data-selected') === '{point['row']}'", timeout=LIMIT_MS)
-            for k in range(3):
-                assert page.locator(f"#neighbours-{k} li").count() == 8
-            highlighted = page.evaluate("() => { const gd = document.getElementById('map-1'); return gd._fullData[gd._fullData.length - 2].x.length; }")
-            assert highlighted == 8
+        # the corpus map: hover shows the sentence, a click lists the neighbours in all three models
+        page.locator("#map-0").scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+        point = page.evaluate(f"({POINT_ON_MAP})('map-0')")
+        page.mouse.move(point["x"], point["y"])
+        page.wait_for_function("() => document.querySelector('#map-0 .hoverlayer .hovertext')", timeout=LIMIT_MS)
+        page.mouse.click(point["x"], point["y"])
+        page.wait_for_function(f"() => document.body.getAttribute('data-selected') === '{point['row']}'", timeout=LIMIT_MS)
+        for k in range(3):
+            assert page.locator(f"#neighbours-{k} li").count() == 8
+        highlighted = page.evaluate("() => { const gd = document.getElementById('map-1'); return gd._fullData[gd._fullData.length - 2].x.length; }")
+        assert highlighted == 8
 
-            # search: type, pick a match, and it is selected
-            page.locator("#search").fill("dog")
-            page.wait_for_function("() => document.querySelectorAll('#matches button').length > 0", timeout=LIMIT_MS)
-            chosen = page.locator("#matches button").first.inner_text()
-            page.locator("#matches button").first.click()
-            row = int(page.evaluate("() => document.body.getAttribute('data-selected')"))
-            assert page.evaluate(f"() => window.simcseExplore.data.sentences[{row}]") == chosen and "dog" in chosen.lower()
+        # search: type, pick a match, and it is selected
+        page.locator("#search").fill("dog")
+        page.wait_for_function("() => document.querySelectorAll('#matches button').length > 0", timeout=LIMIT_MS)
+        chosen = page.locator("#matches button").first.inner_text()
+        page.locator("#matches button").first.click()
+        row = int(page.evaluate("() => document.body.getAttribute('data-selected')"))
+        assert page.evaluate(f"() => window.simcseExplore.data.sentences[{row}]") == chosen and "dog" in chosen.lower()
 
-            for section, name in SHOTS.items():
-                element = page.locator(f"#{section}")
-                element.scroll_into_view_if_needed()
-                page.wait_for_timeout(500)  # WebGL (spheres, maps) paints a frame after plotly reports done
-                for folder in targets:
-                    folder.mkdir(parents=True, exist_ok=True)
-                    element.screenshot(path=str(folder / f"{name}.png"))
-        finally:
-            page.screenshot(path=str(shots / "explore_last_state.png"))
-            browser.close()
+        for section, name in SHOTS.items():
+            element = page.locator(f"#{section}")
+            element.scroll_into_view_if_needed()
+            page.wait_for_timeout(500)  # WebGL (spheres, maps) paints a frame after plotly reports done
+            screenshot(element, name, shots)
     assert not outside, f"the page asked the network for {outside[:3]}"
     assert not console_errors, console_errors

@@ -79,21 +79,27 @@ class SentEvalLogReg:
         return float((self.predict(X) == np.asarray(y)).sum()) / len(X)
 
 
+def senteval_reg_search(X, y, folds, nclasses, settings):
+    """The search both of validation.py's classifiers run: each L2 strength's mean validation accuracy over the
+    folds (rounded as SentEval rounds it), and the strength that won."""
+    scores = []
+    for reg in REGS:
+        fold = []
+        for a, b in folds.split(X, y):
+            clf = SentEvalLogReg(X.shape[1], nclasses, reg, settings)
+            clf.fit(X[a], y[a], validation_data=(X[b], y[b]))
+            fold.append(clf.score(X[b], y[b]))
+        scores.append(round(100 * np.mean(fold), 2))
+    return scores, REGS[np.argmax(scores)]
+
+
 def senteval_inner_kfold(X, y, nclasses, k, settings):
     """validation.py's InnerKFoldClassifier.run (usepytorch=True)."""
     skf, inner = (StratifiedKFold(n_splits=k, shuffle=True, random_state=1111) for _ in range(2))
     dev, test = [], []
     for train_idx, test_idx in skf.split(X, y):
         X_train, X_test, y_train, y_test = X[train_idx], X[test_idx], y[train_idx], y[test_idx]
-        scores = []
-        for reg in REGS:
-            regscores = []
-            for a, b in inner.split(X_train, y_train):
-                clf = SentEvalLogReg(X.shape[1], nclasses, reg, settings)
-                clf.fit(X_train[a], y_train[a], validation_data=(X_train[b], y_train[b]))
-                regscores.append(clf.score(X_train[b], y_train[b]))
-            scores.append(round(100 * np.mean(regscores), 2))
-        optreg = REGS[np.argmax(scores)]
+        scores, optreg = senteval_reg_search(X_train, y_train, inner, nclasses, settings)
         dev.append(np.max(scores))
         clf = SentEvalLogReg(X.shape[1], nclasses, optreg, settings)
         clf.fit(X_train, y_train, validation_split=0.05)
@@ -104,15 +110,7 @@ def senteval_inner_kfold(X, y, nclasses, k, settings):
 def senteval_kfold(train_X, train_y, test_X, test_y, nclasses, k, settings):
     """validation.py's KFoldClassifier.run (usepytorch=True)."""
     skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=1111)
-    scores = []
-    for reg in REGS:
-        fold = []
-        for a, b in skf.split(train_X, train_y):
-            clf = SentEvalLogReg(train_X.shape[1], nclasses, reg, settings)
-            clf.fit(train_X[a], train_y[a], validation_data=(train_X[b], train_y[b]))
-            fold.append(clf.score(train_X[b], train_y[b]))
-        scores.append(round(100 * np.mean(fold), 2))
-    optreg = REGS[np.argmax(scores)]
+    scores, optreg = senteval_reg_search(train_X, train_y, skf, nclasses, settings)
     clf = SentEvalLogReg(train_X.shape[1], nclasses, optreg, settings)
     clf.fit(train_X, train_y, validation_split=0.05)
     return np.max(scores), round(100 * clf.score(test_X, test_y), 2), clf.predict(test_X)

@@ -107,8 +107,13 @@ def test_spectrum_matches_numpy_svd(cloud):
     assert list(fig.data[1].y) == [1.0, 0.5, 0.1] and list(fig.data[1].x) == [1, 2, 3]
     assert fig.layout.yaxis.type == "log"
     assert viz.spectrum_figure({"m": cloud}, log_y=False).layout.yaxis.type != "log"
-    with pytest.raises(SimCSELabError):
+    with pytest.raises(SimCSELabError, match="spectrum_figure: 'bad' must be .N, D. embeddings or a 1-D spectrum; got shape .2, 2, 2."):
         viz.spectrum_figure({"bad": np.ones((2, 2, 2))})
+    with pytest.raises(SimCSELabError, match="cosine_histogram: 'bad' must be .N, D. embeddings or 1-D cosines"):
+        viz.cosine_histogram({"fine": cloud, "bad": np.ones((2, 2, 2))})
+    for figure in (viz.spectrum_figure, viz.cosine_histogram):
+        with pytest.raises(SimCSELabError, match=f"{figure.__name__} needs at least one model"):
+            figure({})
 
 
 def test_gold_bin_figure_groups_by_gold_bin():

@@ -324,6 +324,18 @@ def similarity_heatmap(embeddings, labels: Sequence[str] | None = None, title: s
     return fig
 
 
+def per_model_arrays(by_model: Mapping[str, object], figure: str, computed: str):
+    """(colour index, name, array) per model for a figure that takes (N, D) embeddings or an already computed
+    1-D value per model; anything else is refused in one line naming the model."""
+    if not by_model:
+        raise SimCSELabError(f"{figure} needs at least one model: {{name: embeddings or {computed}}}")
+    for k, (name, value) in enumerate(by_model.items()):
+        array = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value, dtype=np.float64)
+        if array.ndim not in (1, 2):
+            raise SimCSELabError(f"{figure}: {name!r} must be (N, D) embeddings or {computed}; got shape {array.shape}")
+        yield k, name, array
+
+
 def spectrum_figure(spectra: Mapping[str, object], log_y: bool = True, center: bool = False, top: int | None = None,
                     title: str | None = None) -> go.Figure:
     """Normalised singular values per model (SimCSE, Appendix F).
@@ -332,17 +344,9 @@ def spectrum_figure(spectra: Mapping[str, object], log_y: bool = True, center: b
     through `geometry.singular_spectrum` (uncentred unless center=True). A steep fall-off means a
     few directions dominate; contrastive training flattens the curve.
     """
-    if not spectra:
-        raise SimCSELabError("spectrum_figure needs at least one model: {name: embeddings or spectrum}")
     fig = go.Figure()
-    for k, (name, value) in enumerate(spectra.items()):
-        array = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value, dtype=np.float64)
-        if array.ndim == 2:
-            s = geometry.singular_spectrum(array, center=center).numpy()
-        elif array.ndim == 1:
-            s = array.astype(np.float64)
-        else:
-            raise SimCSELabError(f"spectrum of {name!r} must be (N, D) embeddings or a 1-D spectrum; got shape {array.shape}")
+    for k, name, array in per_model_arrays(spectra, "spectrum_figure", "a 1-D spectrum"):
+        s = geometry.singular_spectrum(array, center=center).numpy() if array.ndim == 2 else array.astype(np.float64)
         if top is not None:
             s = s[:top]
         if log_y:  # values below float64 round-off are zeros (rank deficiency), not a spectrum: leave gaps
@@ -545,18 +549,13 @@ def cosine_histogram(cosines_by_model: Mapping[str, object], num_pairs: int = 50
     Values may be 1-D cosines, or (N, D) embeddings, from which `num_pairs` random pairs of distinct
     rows are drawn (geometry.random_pairs). The legend shows each model's mean cosine.
     """
-    if not cosines_by_model:
-        raise SimCSELabError("cosine_histogram needs at least one model: {name: cosines or embeddings}")
     fig = go.Figure()
-    for k, (name, value) in enumerate(cosines_by_model.items()):
-        array = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value, dtype=np.float64)
+    for k, name, array in per_model_arrays(cosines_by_model, "cosine_histogram", "1-D cosines"):
         if array.ndim == 2:
             i, j = geometry.random_pairs(array.shape[0], num_pairs, seed)
             cos = geometry.pair_cosines(array[i.numpy()], array[j.numpy()]).numpy()
-        elif array.ndim == 1:
-            cos = array.astype(np.float64)
         else:
-            raise SimCSELabError(f"{name!r}: pass 1-D cosines or (N, D) embeddings; got shape {array.shape}")
+            cos = array.astype(np.float64)
         fig.add_trace(go.Histogram(x=cos, name=f"{name} (mean {cos.mean():.2f})", histnorm="probability density",
                                    xbins=dict(start=-1, end=1, size=2 / bins), opacity=0.55,
                                    marker_color=QUALITATIVE[k % len(QUALITATIVE)]))
