@@ -82,7 +82,8 @@ OFFICIAL_FLAGS: dict[str, OfficialFlag] = {
     "validation_split_percentage": OfficialFlag(VALUE, "note", "the dev set is STS-B dev (the official train.py ignores this flag, too)",
                                                 quiet=one_of(5)),
     # ---- OurTrainingArguments
-    "eval_transfer": OfficialFlag(BOOL, "already", "simcse_lab evaluates on STS only (no SentEval transfer tasks)", quiet=is_false),
+    "eval_transfer": OfficialFlag(BOOL, "already", "training evaluates STS-B dev only; for the transfer tasks' dev accuracy run "
+                                                  "simcse-lab evaluate --model_name_or_path OUTPUT_DIR --task_set transfer --mode dev", quiet=is_false),
     # ---- HF TrainingArguments (transformers 4.2.1)
     "do_train": OfficialFlag(BOOL, "already", "simcse-lab train always trains; evaluate a model with simcse-lab evaluate", quiet=is_true),
     "do_eval": OfficialFlag(BOOL, "already", quiet=ANY),  # STS-B dev runs every --eval_steps; metrics.json holds the best score
