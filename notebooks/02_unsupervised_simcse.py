@@ -110,6 +110,7 @@ display(Markdown("\n".join(lines)))
 
 # %%
 import dataclasses
+import math
 
 import plotly.graph_objects as go
 import torch
@@ -118,7 +119,7 @@ from ipywidgets import FloatLogSlider, interact
 from simcse_lab import SimCSEEncoder, geometry, losses
 from simcse_lab.apps import viz
 from simcse_lab.apps.exercises import check_unsup_loss
-from simcse_lab.apps.narrative import change, compared
+from simcse_lab.apps.narrative import ablation_reading, change, compared
 from simcse_lab.apps.paper import measure_paper_rows, table_rows
 from simcse_lab.apps.widgets import EmbeddingCache, TrainingDashboard, example_sentences
 from simcse_lab.augment import dropout_task_difficulty, dropout_views
@@ -186,9 +187,11 @@ display(Markdown("| pooler | cos(two views) | cos(other sentences) | cos(closest
                               f"| {r['initial_loss']:.3f} |" for pooler, r in difficulty.items())))
 easy = difficulty[POOLER]
 margin = (easy["positive_cosine"] - easy["hardest_negative_cosine"]) / 0.05
+twin_share = math.exp(-easy["initial_loss"])  # the geometric mean of the softmax probability each row gives its own twin
 display(Markdown(f"With `{POOLER}` pooling the two views lead the closest other sentence by {margin:.1f} temperatures on average and "
-                 f"the loss starts at {easy['initial_loss']:.3f} (log {BATCH_SIZE} = {torch.log(torch.tensor(float(BATCH_SIZE))):.2f} "
-                 f"would be a random guess): the task is {'nearly solved before training' if easy['initial_loss'] < 0.1 else 'not solved yet'}."))
+                 f"the loss starts at {easy['initial_loss']:.3f}, against log {BATCH_SIZE} = {math.log(BATCH_SIZE):.2f} for a random guess: "
+                 f"each row already gives its twin {twin_share:.0%} of its softmax (geometric mean, $e^{{-\\ell}}$), so the task is "
+                 f"{'mostly solved before training' if twin_share >= 0.5 else 'far from solved before training'}."))
 
 # %% [markdown]
 # ## 2. The loss, step by step, on a tiny batch
@@ -436,6 +439,7 @@ ours_dropout.update({"p=0.1": baseline, "p=0.0": figure2["no dropout (p = 0)"].b
 ours_dropout = {k: ours_dropout[k] for k in PAPER_DROPOUT if k in ours_dropout}
 results = {"paper, BERT-base (Table 3)": PAPER_DROPOUT, ours: ours_dropout}
 display(Markdown(format_comparison_table(results)))
+display(Markdown(ablation_reading(results[ours], raw_dev, next(iter(results.values())))))
 viz.ablation_figure(results, title="Dropout rate vs STS-B dev", baseline=raw_bar)
 
 # %% [markdown]
@@ -454,6 +458,7 @@ ours_temperature["τ=0.05"] = baseline
 ours_temperature = {k: ours_temperature[k] for k in PAPER_TEMPERATURE if k in ours_temperature}
 results = {"paper, BERT-base (Table D.1, see note)": PAPER_TEMPERATURE, ours: ours_temperature}
 display(Markdown(format_comparison_table(results)))
+display(Markdown(ablation_reading(results[ours], raw_dev, next(iter(results.values())))))
 viz.ablation_figure(results, title="Temperature vs STS-B dev", baseline=raw_bar)
 
 # %% [markdown]
@@ -476,6 +481,7 @@ ours_pooling = {
 }
 results = {"paper, BERT-base, unsup. (Table 6)": PAPER_POOLING, ours: ours_pooling}
 display(Markdown(format_comparison_table(results)))
+display(Markdown(ablation_reading(results[ours], raw_dev, next(iter(results.values())))))
 viz.ablation_figure(results, title="Pooler / MLP head vs STS-B dev", baseline=raw_bar)
 
 # %% [markdown]
@@ -497,6 +503,7 @@ ours_augmentation = {
 }
 results = {"paper, BERT-base (Table 1)": PAPER_AUGMENTATION, ours: ours_augmentation}
 display(Markdown(format_comparison_table(results)))
+display(Markdown(ablation_reading(results[ours], raw_dev, next(iter(results.values())))))
 viz.ablation_figure(results, title="Positive pairs from dropout vs text edits (STS-B dev)", baseline=raw_bar)
 
 # %% [markdown]
@@ -537,8 +544,8 @@ if reference:
 wiki_name, wiki_run = next(iter(runs.items()))
 lines = [
     f"- Unsupervised SimCSE needs no labels and no text edits: two dropout masks make the positive pair, the rest of the "
-    f"batch the negatives. On this encoder the task starts {'nearly solved' if easy['initial_loss'] < 0.1 else 'unsolved'} "
-    f"(initial loss {easy['initial_loss']:.3f} with `{POOLER}` pooling).",
+    f"batch the negatives. On this encoder the task starts {'mostly solved' if twin_share >= 0.5 else 'far from solved'}: "
+    f"before training each row gives its twin {twin_share:.0%} of its softmax (initial loss {easy['initial_loss']:.3f} with `{POOLER}` pooling).",
 ]
 for corpus, r in runs.items():
     name = f"unsup SimCSE, {corpus}"

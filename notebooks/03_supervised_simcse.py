@@ -103,8 +103,9 @@ if reference:
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
-# Supervised SimCSE depends less on what pre-training left behind than the unsupervised objective does: its
-# positives come from people, not from dropout noise on the encoder's own view. Two cautions when reading the
+# Why supervised SimCSE may depend less on what pre-training left behind than the unsupervised objective does
+# (an expectation, not something this notebook measures): its positives come from people, not from dropout noise
+# on the encoder's own view. Two cautions when reading the
 # numbers. The SNLI premises are image captions (Flickr30k), like part of STS-B and most of SICK, so some of
 # the supervised gain here is the training text's *domain*, not only its labels (notebook 02 shows how much
 # in-domain text alone does). And the course trains on SNLI's 5,883 dev+test triplets, not the paper's 275k.
@@ -462,7 +463,7 @@ lines = [
     f"supervised SimCSE's {reports['sup. SimCSE']['uniformity']:.2f}.",
     f"- BERT-whitening on NLI sentences scores {white:.1f} ({compared(white, ours['BERT first-last avg (raw)']['avg'])} the raw "
     "first-last average it transforms).",
-    f"- The best unsupervised run ({unsup_ours.removeprefix('unsup. SimCSE ')}) scores {ours[unsup_ours]['avg']:.1f}, "
+    f"- The best unsupervised run ({unsup_ours.removeprefix('unsup. SimCSE ').strip('()')}) scores {ours[unsup_ours]['avg']:.1f}, "
     f"{compared(ours[unsup_ours]['avg'], sup['avg'])} supervised SimCSE.",
     f"- In the paper supervised SimCSE is on top ({paper['sup. SimCSE']['avg']:.2f}); here the best of the course's own rows (word overlap and the MiniLM reference aside) is "
     f"{max((n for n in ours if 'reference' not in n and 'overlap' not in n), key=lambda n: ours[n]['avg'])}.",

@@ -52,9 +52,10 @@ PAGE = OUTPUTS / "explore.html"  # the same page `simcse-lab explore` writes: op
 # an average cosine near 1 and few directions above 0.1 of the singular spectrum mean a cone.
 
 # %%
-from IPython.display import HTML, display
+from IPython.display import HTML, Markdown, display
 
 from simcse_lab.apps.explore import explore
+from simcse_lab.apps.narrative import change
 
 models = [MODEL] + ([COMPARE_WITH] if COMPARE_WITH and COMPARE_WITH != MODEL else [])
 result = explore(models, sentences=SENTENCES, pooler=[POOLER] + [None] * (len(models) - 1), output=PAGE,
@@ -67,8 +68,8 @@ print(f"page: {result.path} ({result.size / 2**20:.1f} MB) · " + " · ".join(f"
 #
 # A model trained by `simcse_lab` keeps *geometry snapshots*: the embeddings of 512 STS-B dev sentences
 # at step 0 (the raw encoder) and at every evaluation. Drag the slider (or press play) to watch the cone
-# open up; the right panel is the paper's Figure 2, the same steps in the alignment–uniformity plane.
-# Training moves the point left (uniformity falls) and, a little, up (alignment grows).
+# open up; the right panel is the paper's Figure 2, the same steps in the alignment–uniformity plane
+# (left: more uniform; down: better aligned). Below the figures, how far each model's point moved.
 
 # %%
 replays = [key for key in result.figures if key.startswith("replay-")]
@@ -76,6 +77,12 @@ for key in replays:
     display(result.figures[key])
 if not replays:
     print("No geometry snapshots in these models: run notebook 02 (or `simcse-lab train`), then explore its output directory.")
+moves = [f"- **{view.name}**, step {first['step']} to {last['step']}: uniformity {change(first['uniformity'], last['uniformity'])}, "
+         f"alignment {change(first['alignment'], last['alignment'], 3)}, the probe's Spearman {change(first['spearman'], last['spearman'], 1)}"
+         for view in result.views if view.replay is not None and len(view.replay.records) >= 2
+         for first, last in [(view.replay.records[0], view.replay.records[-1])]]
+if moves:
+    display(Markdown("\n".join(moves)))
 
 # %% [markdown]
 # ## 3. Anisotropy at a glance

@@ -5,6 +5,9 @@ adjective from the values; the notebooks keep the story.
 
 from __future__ import annotations
 
+import math
+from typing import Mapping
+
 
 def change(before: float, after: float, digits: int = 2) -> str:
     """"rises from 0.43 to 0.61", "falls from ...", or "stays at 0.43" when the two print alike."""
@@ -40,3 +43,23 @@ def all_or_some(flags: list[bool], all_word: str = "both", none_word: str = "nei
     if not any(flags):
         return none_word
     return some_word
+
+
+def ablation_reading(ours: Mapping[str, float], raw: float, paper: Mapping[str, float] | None = None,
+                     raw_label: str = "the raw encoder") -> str:
+    """One sentence on an ablation table, from its own numbers: this run's highest and lowest setting, how many
+    settings ended below the raw encoder, and whether the paper's best setting is this run's best."""
+    scores = {name: value for name, value in ours.items() if value is not None and math.isfinite(value)}
+    if not scores:
+        return "This run measured none of these settings."
+    best, worst = max(scores, key=scores.get), min(scores, key=scores.get)
+    text = f"In this run {best} scores highest ({scores[best]:.2f})"
+    if len(scores) > 1:
+        text += f" and {worst} lowest ({scores[worst]:.2f}), {scores[best] - scores[worst]:.1f} points apart"
+    below = sum(value < raw for value in scores.values())
+    text += f"; {below} of {len(scores)} {'setting' if len(scores) == 1 else 'settings'} ended below {raw_label} ({raw:.2f})."
+    if paper:
+        paper_best = max(paper, key=paper.get)
+        text += (f" The paper's best, {paper_best}, is this run's best too." if paper_best == best else
+                 f" The paper's best, {paper_best}, was not run here." if paper_best not in scores else f" The paper's best is {paper_best}.")
+    return text
