@@ -5,7 +5,11 @@ every outside request refused, draws every figure, answers a hover, lists neighb
 search, moves the replay when its slider is clicked, and logs no console error.
 
 Needs Debian's chromium and the playwright Python package (no browser download); skips otherwise.
-Screenshots go to artifacts/browser/ (and docs/screenshots/ with SIMCSE_LAB_UPDATE_SCREENSHOTS=1).
+Screenshots go to artifacts/browser/ (and docs/screenshots/ with SIMCSE_LAB_UPDATE_SCREENSHOTS=1). The docs'
+were taken with the two recipes' first seeds (`simcse-lab reproduce --config recipes/... --seeds 3`):
+    SIMCSE_LAB_UPDATE_SCREENSHOTS=1 SIMCSE_LAB_BROWSER_TRAINED=outputs/unsup-simcse-default-seeds/seed-1 \
+    SIMCSE_LAB_BROWSER_MODELS=outputs/sup-simcse-default-seeds/seed-1:data/models/bert-mini-mlm \
+        pytest tests/test_explore_browser.py
 """
 
 from __future__ import annotations
