@@ -277,8 +277,19 @@ def export_figures(notebook, folder: Path, formats: Sequence[str] = ("png", "svg
 
             paths = []
             for suffix in formats:
-                paths += [folder / f"{name}.{suffix}" for name in names]
-                pio.write_images(figures, paths[-len(names):], scale=2 if suffix == "png" else 1)
+                wanted = [folder / f"{name}.{suffix}" for name in names]
+                pio.write_images(figures, wanted, scale=2 if suffix == "png" else 1)
+                # kaleido returns a figure's failure (a render timeout on a busy machine, say) instead of raising it,
+                # so a file can be missing after a call that "succeeded": retry those once, then fall back to HTML
+                missing = [k for k, path in enumerate(wanted) if not path.is_file()]
+                if missing:
+                    pio.write_images([figures[k] for k in missing], [wanted[k] for k in missing], scale=2 if suffix == "png" else 1)
+                for k, path in enumerate(wanted):
+                    if not path.is_file():
+                        path = path.with_suffix(".html")
+                        figures[k].write_html(str(path), include_plotlyjs="cdn")
+                        print(f"  figure {names[k]}: kaleido wrote no {suffix} twice; wrote {path.name} instead")
+                    paths.append(path)
             return paths, "+".join(formats)
         except Exception as exc:  # no kaleido, no Chrome, a sandbox that forbids it, ...
             detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
