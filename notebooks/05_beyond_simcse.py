@@ -211,8 +211,8 @@ scores = {name: evaluate_sts(model.encode, ALL7, max_pairs=STS_PAIRS) for name, 
 display(Markdown(f"**ours: {model_name}, {MODE} mode, {runs['simcse'].steps} steps of {BATCH_SIZE} per method**"
                  + (f" · smoke mode: first {STS_PAIRS} pairs per task only" if STS_PAIRS else "")))
 display(Markdown(format_comparison_table(scores)))
-_ = (OUTPUTS / "beyond_simcse.json").write_text(json.dumps({"mode": MODE, "model": MODEL, "scores": scores,
-                                                         "train_seconds": {m: r.seconds for m, r in runs.items()}}, indent=2) + "\n")
+saved = {"mode": MODE, "model": MODEL, "scores": scores, "train_seconds": {m: r.seconds for m, r in runs.items()}}
+_ = (OUTPUTS / "beyond_simcse.json").write_text(json.dumps(saved, indent=2) + "\n")
 
 # %% [markdown]
 # **What the papers report** (BERT-base, unsupervised, average of the same seven tasks; not ours), with the

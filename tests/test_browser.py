@@ -89,10 +89,10 @@ def chromium_page(width: int, height: int, last_shot: str):
             browser.close()
 
 
-def screenshot(element, name: str, shots: Path) -> None:
-    """One element's picture into the test's folder, and into docs/screenshots when SIMCSE_LAB_UPDATE_SCREENSHOTS=1."""
+def screenshot(element, name: str) -> None:
+    """One element's picture into SCREENSHOT_DIR, and into docs/screenshots when SIMCSE_LAB_UPDATE_SCREENSHOTS=1."""
     update = os.environ.get("SIMCSE_LAB_UPDATE_SCREENSHOTS") == "1"
-    for folder in [shots] + ([REPO / "docs" / "screenshots"] if update else []):
+    for folder in [SCREENSHOT_DIR] + ([REPO / "docs" / "screenshots"] if update else []):
         folder.mkdir(parents=True, exist_ok=True)
         element.screenshot(path=str(folder / f"{name}.png"))
 
@@ -209,7 +209,6 @@ HEATMAP_ROWS = """() => {
 
 
 def test_explorer_notebook_in_jupyterlab(jupyter_lab):
-    shots = SCREENSHOT_DIR
     with chromium_page(1400, 1000, "last_state.png") as (page, console_errors):
         page.set_default_timeout(LIMIT_S * 1000)  # clicks and fills wait for their element as long as the waits above
         page.goto(jupyter_lab, wait_until="domcontentloaded", timeout=LIMIT_S * 1000)
@@ -223,7 +222,7 @@ def test_explorer_notebook_in_jupyterlab(jupyter_lab):
             if state["errors"] or (state["executed"] == state["cells"] and state["status"] == "idle"):
                 break
             page.wait_for_timeout(500)
-        page.screenshot(path=str(shots / "notebook.png"))
+        page.screenshot(path=str(SCREENSHOT_DIR / "notebook.png"))
         assert not state["errors"], f"notebook cells raised: {state['errors']}"
         assert state["executed"] == state["cells"], f"not all cells ran within {LIMIT_S:.0f} s ({load()}): {state}"
 
@@ -255,5 +254,5 @@ def test_explorer_notebook_in_jupyterlab(jupyter_lab):
             app.scroll_into_view_if_needed()
             wait_for(page, f"({FIGURES_DRAWN})('{css}')", f"the {css} figures being drawn again")
             page.wait_for_timeout(1000)  # WebGL (sphere, map) paints a frame after plotly reports done
-            screenshot(app, name, shots)
+            screenshot(app, name)
     assert not [e for e in console_errors if "plotly" in e.lower() or "widget" in e.lower()], console_errors

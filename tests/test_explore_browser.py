@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import build_tiny_bert
-from test_browser import LIMIT_S, SCREENSHOT_DIR, chromium_page, require_browser, screenshot
+from test_browser import LIMIT_S, chromium_page, require_browser, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -73,7 +73,6 @@ POINT_ON_MAP = """(id) => {
 
 
 def test_the_explore_page_renders_and_answers_in_chromium(three_model_page):
-    shots = SCREENSHOT_DIR
     with chromium_page(1280, 900, "explore_last_state.png") as (page, console_errors):
         outside = []
 
@@ -132,6 +131,6 @@ def test_the_explore_page_renders_and_answers_in_chromium(three_model_page):
             element = page.locator(f"#{section}")
             element.scroll_into_view_if_needed()
             page.wait_for_timeout(500)  # WebGL (spheres, maps) paints a frame after plotly reports done
-            screenshot(element, name, shots)
+            screenshot(element, name)
     assert not outside, f"the page asked the network for {outside[:3]}"
     assert not console_errors, console_errors

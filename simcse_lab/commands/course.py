@@ -277,13 +277,13 @@ def export_figures(notebook, folder: Path, formats: Sequence[str] = ("png", "svg
 
             paths = []
             for suffix in formats:
-                wanted = [folder / f"{name}.{suffix}" for name in names]
-                pio.write_images(figures, wanted, scale=2 if suffix == "png" else 1)
+                wanted, scale = [folder / f"{name}.{suffix}" for name in names], 2 if suffix == "png" else 1
+                pio.write_images(figures, wanted, scale=scale)
                 # kaleido returns a figure's failure (a render timeout on a busy machine, say) instead of raising it,
                 # so a file can be missing after a call that "succeeded": retry those once, then fall back to HTML
                 missing = [k for k, path in enumerate(wanted) if not path.is_file()]
                 if missing:
-                    pio.write_images([figures[k] for k in missing], [wanted[k] for k in missing], scale=2 if suffix == "png" else 1)
+                    pio.write_images([figures[k] for k in missing], [wanted[k] for k in missing], scale=scale)
                 for k, path in enumerate(wanted):
                     if not path.is_file():
                         path = path.with_suffix(".html")
